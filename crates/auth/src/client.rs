@@ -1,0 +1,539 @@
+//! The OpenID Connect relying party.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod, CoreErrorResponseType,
+    CoreGenderClaim, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken,
+    IdTokenVerifier, IssuerUrl, JsonWebKey as _, JsonWebKeySet, JsonWebKeySetUrl, JwsSigningAlgorithm as _,
+    LocalizedClaim, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
+    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use signin_domain::ProfileClaims;
+use subtle::ConstantTimeEq as _;
+
+use crate::IdentityProvider;
+use crate::error::{AuthError, error_code};
+use crate::http::HttpClient;
+use crate::login::{Callback, LoginStart, PendingLogin};
+
+/// How to reach and trust one OpenID provider.
+#[derive(Clone)]
+pub struct ProviderSettings {
+    /// The issuer, e.g. `https://accounts.google.com`; must equal the discovery document's `issuer` exactly.
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider.
+    pub client_secret: SecretString,
+    /// Where the provider sends the browser back: `<public base>/login/callback`.
+    pub redirect_url: url::Url,
+    /// Scopes besides `openid` (which is always requested).
+    pub scopes: Vec<String>,
+    /// Limit for each HTTP call to the provider.
+    pub http_timeout: Duration,
+    /// Allowed clock difference for `exp`, `iat` and `nbf`.
+    pub clock_leeway: Duration,
+    /// Largest response body read from the provider.
+    pub max_response_bytes: usize,
+}
+
+impl ProviderSettings {
+    /// Settings with defaults: scopes `email` and `profile`, 10 s timeout, 60 s leeway, 1 MiB responses.
+    pub fn new(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+        redirect_url: url::Url,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret,
+            redirect_url,
+            scopes: vec!["email".to_owned(), "profile".to_owned()],
+            http_timeout: Duration::from_secs(10),
+            clock_leeway: Duration::from_secs(60),
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_url", &self.redirect_url.as_str())
+            .field("scopes", &self.scopes)
+            .field("http_timeout", &self.http_timeout)
+            .field("clock_leeway", &self.clock_leeway)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// The token endpoint's answer with the ID token kept as raw text.
+///
+/// openidconnect's own response type parses the ID token while parsing the JSON, so an ID token with a missing or
+/// mistyped claim would look like "the provider sent garbage" (502). Keeping it raw lets us parse it ourselves and
+/// report it as a rejected token (400), and gives us the payload for the `nbf` check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+struct TokenReply(StandardTokenResponse<RawIdToken, CoreTokenType>);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawIdToken {
+    id_token: Option<String>,
+}
+impl ExtraTokenFields for RawIdToken {}
+
+impl OAuth2TokenResponse for TokenReply {
+    type TokenType = CoreTokenType;
+    fn access_token(&self) -> &AccessToken {
+        self.0.access_token()
+    }
+    fn token_type(&self) -> &CoreTokenType {
+        self.0.token_type()
+    }
+    fn expires_in(&self) -> Option<Duration> {
+        self.0.expires_in()
+    }
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.0.refresh_token()
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        self.0.scopes()
+    }
+}
+
+impl TokenResponse<EmptyAdditionalClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>
+    for TokenReply
+{
+    /// Always `None`: the raw token is parsed and verified by [`OidcClient`] itself.
+    fn id_token(
+        &self,
+    ) -> Option<
+        &IdToken<EmptyAdditionalClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>,
+    > {
+        None
+    }
+}
+
+type RpClient = openidconnect::Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    TokenReply,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointMaybeSet,
+>;
+
+/// An OpenID Connect relying party for one provider: discovery and keys are fetched once at start-up; the keys are
+/// fetched again when a token names a key we do not know (rotation). Cheap to clone.
+#[derive(Clone)]
+pub struct OidcClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ProviderSettings,
+    issuer: IssuerUrl,
+    client: RpClient,
+    http: HttpClient,
+    jwks_url: JsonWebKeySetUrl,
+    /// Swapped whole when refreshed; readers clone the `Arc` and never hold the lock across an await.
+    keys: RwLock<Arc<CoreJsonWebKeySet>>,
+    /// What the provider advertises in `id_token_signing_alg_values_supported`, without `none`.
+    algs: Vec<CoreJwsSigningAlgorithm>,
+}
+
+impl fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcClient").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+/// Why one verification attempt failed.
+enum Rejection {
+    /// No key in the set fits the token: worth fetching the keys again.
+    NoKey,
+    /// Anything else.
+    Invalid(String),
+}
+
+impl OidcClient {
+    /// Fetches the discovery document and the key set, and checks that they can work. Call this at start-up.
+    #[tracing::instrument(skip_all, fields(oidc.issuer = %settings.issuer))]
+    pub async fn discover(settings: ProviderSettings) -> Result<Self, AuthError> {
+        let http = HttpClient::new(settings.http_timeout, settings.max_response_bytes).map_err(|err| {
+            AuthError::ProviderUnavailable {
+                reason: "cannot build the HTTP client".into(),
+                source: Some(Box::new(err)),
+            }
+        })?;
+        let issuer = IssuerUrl::new(settings.issuer.clone())
+            .map_err(|_| AuthError::Configuration { reason: "the issuer is not a URL".into() })?;
+        // Also checks that the document's `issuer` is exactly ours, and fetches the key set.
+        let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &http).await?;
+
+        let algs: Vec<_> = metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
+            .cloned()
+            .collect();
+        if algs.is_empty() {
+            return Err(AuthError::Configuration { reason: "the provider advertises no ID token signature".into() });
+        }
+        let token_url = metadata
+            .token_endpoint()
+            .cloned()
+            .ok_or_else(|| AuthError::Configuration { reason: "the provider has no token endpoint".into() })?;
+        // RFC 8414: client_secret_basic is the default when the provider lists nothing.
+        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
+            None => AuthType::BasicAuth,
+            Some(methods) if methods.contains(&CoreClientAuthMethod::ClientSecretBasic) => AuthType::BasicAuth,
+            Some(methods) if methods.contains(&CoreClientAuthMethod::ClientSecretPost) => AuthType::RequestBody,
+            Some(_) => {
+                return Err(AuthError::Configuration {
+                    reason: "the token endpoint supports neither client_secret_basic nor client_secret_post".into(),
+                });
+            }
+        };
+        let jwks_url = metadata.jwks_uri().clone();
+        let keys = metadata.jwks().clone();
+        let redirect = RedirectUrl::from_url(settings.redirect_url.clone());
+        let client: RpClient = openidconnect::Client::from_provider_metadata(
+            metadata,
+            ClientId::new(settings.client_id.clone()),
+            Some(ClientSecret::new(settings.client_secret.expose_secret().to_owned())),
+        )
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect)
+        .set_auth_type(auth_type);
+
+        tracing::info!(oidc.keys = keys.keys().len(), "OpenID provider discovered");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                issuer,
+                client,
+                http,
+                jwks_url,
+                keys: RwLock::new(Arc::new(keys)),
+                algs,
+            }),
+        })
+    }
+
+    /// The issuer, as configured (and as the provider's discovery document states it).
+    pub fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+
+    fn current_keys(&self) -> Arc<CoreJsonWebKeySet> {
+        // A poisoned lock only means a writer panicked between two whole-value swaps: the value is still whole.
+        self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    async fn fetch_keys(&self) -> Result<CoreJsonWebKeySet, AuthError> {
+        Ok(JsonWebKeySet::fetch_async(&self.inner.jwks_url, &self.inner.http).await?)
+    }
+
+    /// Fetches the key set again and keeps it for later logins.
+    async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, AuthError> {
+        let fresh = Arc::new(self.fetch_keys().await?);
+        *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        tracing::info!(oidc.keys = fresh.keys().len(), "OpenID provider keys refreshed");
+        Ok(fresh)
+    }
+
+    fn verifier(&self, keys: &CoreJsonWebKeySet) -> CoreIdTokenVerifier<'static> {
+        let settings = &self.inner.settings;
+        let client_id = ClientId::new(settings.client_id.clone());
+        let issuer = self.inner.issuer.clone();
+        // With a client secret, openidconnect verifies HS* tokens keyed by it. Only allow that when the provider
+        // says it signs that way; the algorithm list below also restricts it.
+        let verifier = if self.inner.algs.iter().any(|alg| alg.uses_shared_secret()) {
+            let secret = ClientSecret::new(settings.client_secret.expose_secret().to_owned());
+            IdTokenVerifier::new_confidential_client(client_id, secret, issuer, keys.clone())
+        } else {
+            IdTokenVerifier::new_public_client(client_id, issuer, keys.clone())
+        };
+        let leeway = chrono::Duration::from_std(settings.clock_leeway).unwrap_or(chrono::Duration::seconds(60));
+        verifier
+            .set_allowed_algs(self.inner.algs.clone())
+            // openidconnect rejects when now >= exp; shifting "now" back grants the leeway.
+            .set_time_fn(move || Utc::now() - leeway)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > Utc::now() + leeway { Err("the token is issued in the future".to_owned()) } else { Ok(()) }
+            })
+    }
+
+    /// One verification attempt against one key set: signature, iss, aud, exp, iat, nonce, then at_hash.
+    fn verify_with(
+        &self,
+        token: &CoreIdToken,
+        keys: &CoreJsonWebKeySet,
+        nonce: &Nonce,
+        access_token: &AccessToken,
+    ) -> Result<CoreIdTokenClaims, Rejection> {
+        let verifier = self.verifier(keys);
+        let claims = match token.claims(&verifier, nonce) {
+            Ok(claims) => claims.clone(),
+            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
+                return Err(Rejection::NoKey);
+            }
+            // That variant's message leaves out the cause (ambiguous key, bad signature, disallowed alg, ...).
+            Err(ClaimsVerificationError::SignatureVerification(err)) => {
+                return Err(Rejection::Invalid(format!("signature verification failed: {err}")));
+            }
+            Err(err) => return Err(Rejection::Invalid(err.to_string())),
+        };
+        if let Some(claimed) = claims.access_token_hash() {
+            let alg = token.signing_alg().map_err(|err| Rejection::Invalid(err.to_string()))?;
+            let expected = if alg.uses_shared_secret() {
+                let secret = self.inner.settings.client_secret.expose_secret().as_bytes().to_vec();
+                AccessTokenHash::from_token(access_token, alg, &CoreJsonWebKey::new_symmetric(secret))
+            } else {
+                let key = token.signing_key(&verifier).map_err(|err| Rejection::Invalid(err.to_string()))?;
+                AccessTokenHash::from_token(access_token, alg, key)
+            }
+            .map_err(|err| Rejection::Invalid(err.to_string()))?;
+            if !bool::from(claimed.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(Rejection::Invalid("at_hash does not match the access token".into()));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Parses and verifies the ID token; on an unknown key, fetches the key set once more and retries.
+    async fn verify_id_token(
+        &self,
+        raw: &str,
+        nonce: &Nonce,
+        access_token: &AccessToken,
+    ) -> Result<CoreIdTokenClaims, AuthError> {
+        let token = CoreIdToken::from_str(raw)
+            .map_err(|err| AuthError::invalid_token(format!("the ID token is malformed: {err}")))?;
+        let first = self.verify_with(&token, &self.current_keys(), nonce, access_token);
+        let result = match first {
+            Err(Rejection::NoKey) => {
+                tracing::info!("ID token signed with an unknown key; fetching the provider's keys again");
+                let fresh = self.refresh_keys().await?;
+                self.verify_with(&token, &fresh, nonce, access_token)
+            }
+            other => other,
+        };
+        let claims = result.map_err(|rejection| match rejection {
+            Rejection::NoKey => AuthError::invalid_token("no provider key matches the token's signature"),
+            Rejection::Invalid(reason) => AuthError::invalid_token(reason),
+        })?;
+        self.check_extra_claims(raw, &claims)?;
+        Ok(claims)
+    }
+
+    /// The checks openidconnect leaves to us: `azp` and `nbf`.
+    fn check_extra_claims(&self, raw: &str, claims: &CoreIdTokenClaims) -> Result<(), AuthError> {
+        let client_id = &self.inner.settings.client_id;
+        if let Some(azp) = claims.authorized_party()
+            && azp.as_str() != client_id
+        {
+            return Err(AuthError::invalid_token(format!("azp `{}` is not our client", azp.as_str())));
+        }
+        // The signature is verified by now, so the payload is the provider's.
+        #[derive(Deserialize)]
+        struct NotBefore {
+            nbf: Option<serde_json::Value>,
+        }
+        let payload = raw
+            .split('.')
+            .nth(1)
+            .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+            .and_then(|bytes| serde_json::from_slice::<NotBefore>(&bytes).ok())
+            .ok_or_else(|| AuthError::invalid_token("the ID token payload is unreadable"))?;
+        if let Some(nbf) = payload.nbf {
+            let nbf = nbf.as_f64().ok_or_else(|| AuthError::invalid_token("nbf is not a number"))?;
+            let latest = Utc::now().timestamp() as f64 + self.inner.settings.clock_leeway.as_secs_f64();
+            if nbf > latest {
+                return Err(AuthError::invalid_token("the token is not valid yet (nbf)"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_info(&self, access_token: AccessToken, subject: &str) -> Result<CoreUserInfoClaims, AuthError> {
+        let request = self
+            .inner
+            .client
+            .user_info(access_token, None)
+            .map_err(|_| AuthError::Configuration { reason: "the provider has no userinfo endpoint".into() })?;
+        let info: CoreUserInfoClaims = request.request_async(&self.inner.http).await?;
+        // OpenID Connect Core 5.3.2: the userinfo `sub` must be the ID token's, or the answer is about someone else.
+        if info.subject().as_str() != subject {
+            return Err(AuthError::UserInfoSubjectMismatch);
+        }
+        Ok(info)
+    }
+
+    async fn complete_checked(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
+        if let Some(error) = callback.error.as_deref() {
+            return Err(AuthError::Denied { code: error_code(error) });
+        }
+        if !pending.state_matches(callback.state.as_deref()) {
+            return Err(AuthError::StateMismatch);
+        }
+        let settings = &self.inner.settings;
+        if pending.is_expired(Utc::now().timestamp(), settings.clock_leeway) {
+            return Err(AuthError::LoginExpired);
+        }
+        // RFC 9207: a provider that sends `iss` tells us who issued the code; it must be the one we asked.
+        if let Some(iss) = callback.iss.as_deref()
+            && iss != settings.issuer
+        {
+            return Err(AuthError::CallbackIssuerMismatch);
+        }
+        let code = callback.code.filter(|code| !code.is_empty()).ok_or(AuthError::MissingCode)?;
+
+        let reply = self
+            .inner
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
+            .request_async(&self.inner.http)
+            .await?;
+        let raw = reply
+            .0
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .ok_or_else(|| AuthError::invalid_token("the token response has no ID token"))?;
+        let access_token = reply.access_token();
+        let claims = self.verify_id_token(raw, &Nonce::new(pending.nonce), access_token).await?;
+
+        let mut profile = ProfileClaims {
+            issuer: claims.issuer().as_str().to_owned(),
+            subject: claims.subject().as_str().to_owned(),
+            email: claims.email().map(|email| email.as_str().to_owned()),
+            email_verified: claims.email_verified(),
+            name: default_value(claims.name()).map(|name| name.as_str().to_owned()),
+            given_name: default_value(claims.given_name()).map(|name| name.as_str().to_owned()),
+            picture: default_value(claims.picture()).map(|url| url.as_str().to_owned()),
+        };
+        if profile.email.is_none() && self.inner.client.user_info_url().is_some() {
+            let info = self.user_info(access_token.clone(), &profile.subject).await?;
+            // Email and its verification flag travel together, from the same source.
+            profile.email = info.email().map(|email| email.as_str().to_owned());
+            profile.email_verified = info.email_verified();
+            profile.name = profile.name.or_else(|| default_value(info.name()).map(|n| n.as_str().to_owned()));
+            profile.given_name =
+                profile.given_name.or_else(|| default_value(info.given_name()).map(|n| n.as_str().to_owned()));
+            profile.picture = profile.picture.or_else(|| default_value(info.picture()).map(|u| u.as_str().to_owned()));
+        }
+        Ok(profile)
+    }
+}
+
+/// The unlocalised value of a claim, else the first localised one.
+fn default_value<T>(claim: Option<&LocalizedClaim<T>>) -> Option<&T> {
+    let claim = claim?;
+    claim.get(None).or_else(|| claim.iter().next().map(|(_, value)| value))
+}
+
+#[async_trait::async_trait]
+impl IdentityProvider for OidcClient {
+    fn begin(&self) -> LoginStart {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .inner
+            .client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
+        for scope in self.inner.settings.scopes.iter().filter(|scope| scope.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (authorize_url, state, nonce) = request.url();
+        LoginStart {
+            authorize_url,
+            pending: PendingLogin {
+                state: state.into_secret(),
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.into_secret(),
+                created_at: Utc::now().timestamp(),
+            },
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
+    async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
+        let result = self.complete_checked(pending, callback).await;
+        if let Err(err) = &result {
+            tracing::warn!(auth.error = %err, auth.kind = ?err.kind(), "sign-in callback rejected");
+        }
+        result
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<(), AuthError> {
+        self.fetch_keys().await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_debug_hides_the_secret() {
+        let settings = ProviderSettings::new(
+            "https://accounts.google.com",
+            "client-1",
+            SecretString::from("very-secret-value"),
+            url::Url::parse("https://app.example/login/callback").expect("url"),
+        );
+        let out = format!("{settings:?}");
+        assert!(!out.contains("very-secret-value"), "{out}");
+        assert!(out.contains("client-1") && out.contains("[redacted]"));
+        assert_eq!(settings.scopes, ["email", "profile"]);
+        assert_eq!(settings.http_timeout, Duration::from_secs(10));
+        assert_eq!(settings.clock_leeway, Duration::from_secs(60));
+        assert_eq!(settings.max_response_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn localized_claims_prefer_the_unlocalised_value() {
+        let mut claim = LocalizedClaim::new();
+        claim.insert(Some(openidconnect::LanguageTag::new("de".into())), "Ada (de)".to_owned());
+        assert_eq!(default_value(Some(&claim)).map(String::as_str), Some("Ada (de)"));
+        claim.insert(None, "Ada".to_owned());
+        assert_eq!(default_value(Some(&claim)).map(String::as_str), Some("Ada"));
+        assert_eq!(default_value::<String>(None), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! Why a sign-in failed, and how to tell the person.
+
+use openidconnect::{
+    DiscoveryError, RequestTokenError, StandardErrorResponse, UserInfoError, core::CoreErrorResponseType,
+};
+
+use crate::http::HttpError;
+
+/// Any error, boxed, kept as the source of an [`AuthError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why discovery or a sign-in failed.
+///
+/// The messages never contain a token, an authorization code, the client secret or the PKCE verifier; values that
+/// came from the provider or the browser are cut short and stripped of control characters.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The provider sent `error=...` to the callback (e.g. the person pressed "Cancel").
+    #[error("the provider refused the sign-in ({code})")]
+    Denied {
+        /// The OAuth error code, e.g. `access_denied` (sanitised; `error_description` is never kept).
+        code: String,
+    },
+    /// The callback's `state` is missing or is not the one of the pending login.
+    #[error("the login state is missing or does not match")]
+    StateMismatch,
+    /// The pending login is older than the limit.
+    #[error("the login attempt is too old")]
+    LoginExpired,
+    /// The callback's `iss` parameter (RFC 9207) names another issuer.
+    #[error("the callback's iss parameter does not name the configured issuer")]
+    CallbackIssuerMismatch,
+    /// The callback has no `code`.
+    #[error("the callback carries no authorization code")]
+    MissingCode,
+    /// The token endpoint refused the code (e.g. `invalid_grant` for a code used twice).
+    #[error("the provider rejected the authorization code ({code})")]
+    CodeRejected {
+        /// The OAuth error code.
+        code: String,
+    },
+    /// The ID token failed a check (signature, issuer, audience, time, nonce, at_hash, ...).
+    #[error("the ID token was rejected: {reason}")]
+    InvalidIdToken {
+        /// Which check failed.
+        reason: String,
+    },
+    /// The userinfo endpoint spoke about another subject than the ID token.
+    #[error("the userinfo subject does not match the ID token's subject")]
+    UserInfoSubjectMismatch,
+    /// The provider answered with 5xx, could not be reached, sent something that is not what it should be, or
+    /// sent too much.
+    #[error("the provider is unavailable: {reason}")]
+    ProviderUnavailable {
+        /// What went wrong.
+        reason: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The provider did not answer within `http_timeout`.
+    #[error("the provider did not answer in time")]
+    ProviderTimeout,
+    /// The settings or the discovery document cannot work (e.g. the document names another issuer).
+    #[error("the provider configuration is unusable: {reason}")]
+    Configuration {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The broad class of an [`AuthError`], for choosing an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthErrorKind {
+    /// 400: bad, missing or replayed state; missing code; a token that fails a check; a code the provider refused.
+    InvalidRequest,
+    /// 403: the provider (or the person) refused the sign-in.
+    Denied,
+    /// 502: the provider is down, unreachable, or answers nonsense.
+    ProviderUnavailable,
+    /// 504: the provider is too slow.
+    ProviderTimeout,
+}
+
+impl AuthError {
+    /// The class of this error.
+    pub fn kind(&self) -> AuthErrorKind {
+        match self {
+            Self::Denied { .. } => AuthErrorKind::Denied,
+            Self::StateMismatch
+            | Self::LoginExpired
+            | Self::CallbackIssuerMismatch
+            | Self::MissingCode
+            | Self::CodeRejected { .. }
+            | Self::InvalidIdToken { .. }
+            | Self::UserInfoSubjectMismatch => AuthErrorKind::InvalidRequest,
+            Self::ProviderUnavailable { .. } | Self::Configuration { .. } => AuthErrorKind::ProviderUnavailable,
+            Self::ProviderTimeout => AuthErrorKind::ProviderTimeout,
+        }
+    }
+
+    /// A sentence for the person signing in: plain words, no internals.
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            Self::Denied { .. } => "Sign-in was cancelled or refused by the sign-in provider.",
+            Self::LoginExpired => "The sign-in took too long. Please start again.",
+            Self::StateMismatch => "This sign-in link is no longer valid. Please start again.",
+            Self::CallbackIssuerMismatch
+            | Self::MissingCode
+            | Self::CodeRejected { .. }
+            | Self::InvalidIdToken { .. }
+            | Self::UserInfoSubjectMismatch => "The sign-in could not be completed. Please try again.",
+            Self::ProviderUnavailable { .. } | Self::Configuration { .. } => {
+                "The sign-in provider is not available right now. Please try again later."
+            }
+            Self::ProviderTimeout => "The sign-in provider took too long to answer. Please try again later.",
+        }
+    }
+
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        Self::ProviderUnavailable { reason: reason.into(), source: None }
+    }
+
+    pub(crate) fn invalid_token(reason: impl AsRef<str>) -> Self {
+        Self::InvalidIdToken { reason: clean(reason.as_ref()) }
+    }
+}
+
+impl From<HttpError> for AuthError {
+    fn from(err: HttpError) -> Self {
+        match err {
+            HttpError::Timeout => Self::ProviderTimeout,
+            other => Self::ProviderUnavailable { reason: other.to_string(), source: Some(Box::new(other)) },
+        }
+    }
+}
+
+impl From<DiscoveryError<HttpError>> for AuthError {
+    fn from(err: DiscoveryError<HttpError>) -> Self {
+        match err {
+            DiscoveryError::Request(http) => http.into(),
+            DiscoveryError::Response(status, _, _) => {
+                Self::unavailable(format!("discovery or keys endpoint answered HTTP {}", status.as_u16()))
+            }
+            DiscoveryError::Parse(_) => Self::unavailable("discovery document or key set is malformed"),
+            // openidconnect reports a discovery document whose `issuer` differs from ours as a validation error.
+            DiscoveryError::Validation(msg) => Self::Configuration { reason: clean(&msg) },
+            other => Self::Configuration { reason: clean(&other.to_string()) },
+        }
+    }
+}
+
+pub(crate) type TokenError = RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>;
+
+impl From<TokenError> for AuthError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            RequestTokenError::Request(http) => http.into(),
+            // A 4xx with an OAuth error body: the provider refuses this code (replayed, expired, wrong verifier).
+            RequestTokenError::ServerResponse(resp) => Self::CodeRejected { code: clean(resp.error().as_ref()) },
+            // The body is dropped on purpose: it may hold tokens.
+            RequestTokenError::Parse(_, _) => Self::unavailable("the token endpoint's answer is not a token response"),
+            RequestTokenError::Other(_) => Self::unavailable("the token endpoint answered with an empty error"),
+        }
+    }
+}
+
+impl From<UserInfoError<HttpError>> for AuthError {
+    fn from(err: UserInfoError<HttpError>) -> Self {
+        match err {
+            UserInfoError::Request(http) => http.into(),
+            UserInfoError::Response(status, _, _) => {
+                Self::unavailable(format!("userinfo endpoint answered HTTP {}", status.as_u16()))
+            }
+            UserInfoError::Parse(_) => Self::unavailable("userinfo answer is malformed"),
+            UserInfoError::ClaimsVerification(err) => Self::invalid_token(format!("userinfo: {err}")),
+            other => Self::unavailable(clean(&format!("userinfo failed: {other}"))),
+        }
+    }
+}
+
+/// Makes a provider- or browser-supplied string safe to log and display: no control characters, at most 200
+/// characters.
+pub(crate) fn clean(raw: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = raw.chars().take(MAX).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if raw.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// An OAuth error code from the callback, kept only when it looks like one (`access_denied`, ...).
+pub(crate) fn error_code(raw: &str) -> String {
+    let plausible =
+        !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if plausible { raw.to_owned() } else { "unrecognised error".to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_cause() {
+        assert_eq!(AuthError::Denied { code: "access_denied".into() }.kind(), AuthErrorKind::Denied);
+        for err in [
+            AuthError::StateMismatch,
+            AuthError::LoginExpired,
+            AuthError::MissingCode,
+            AuthError::CallbackIssuerMismatch,
+            AuthError::CodeRejected { code: "invalid_grant".into() },
+            AuthError::invalid_token("nonce mismatch"),
+            AuthError::UserInfoSubjectMismatch,
+        ] {
+            assert_eq!(err.kind(), AuthErrorKind::InvalidRequest, "{err}");
+        }
+        assert_eq!(HttpError::Timeout.into_auth().kind(), AuthErrorKind::ProviderTimeout);
+        assert_eq!(HttpError::Status(503).into_auth().kind(), AuthErrorKind::ProviderUnavailable);
+        assert_eq!(HttpError::TooLarge(10).into_auth().kind(), AuthErrorKind::ProviderUnavailable);
+    }
+
+    #[test]
+    fn user_messages_are_plain() {
+        for err in [
+            AuthError::Denied { code: "access_denied".into() },
+            AuthError::invalid_token("aud `x` is not trusted"),
+            AuthError::unavailable("token endpoint answered HTTP 503"),
+        ] {
+            let msg = err.user_message();
+            assert!(!msg.contains("aud") && !msg.contains("503") && !msg.contains("access_denied"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn provider_strings_are_cleaned() {
+        assert_eq!(clean("a\nb\u{1b}[31m"), "a?b?[31m");
+        assert_eq!(clean(&"x".repeat(500)).chars().count(), 201);
+        assert_eq!(error_code("access_denied"), "access_denied");
+        assert_eq!(error_code("<script>alert(1)</script>"), "unrecognised error");
+        assert_eq!(error_code(""), "unrecognised error");
+    }
+
+    impl HttpError {
+        fn into_auth(self) -> AuthError {
+            self.into()
+        }
+    }
+}
