@@ -1,1 +1,36 @@
-fn main() {}
+//! `signin [serve [--no-migrate] | migrate | check-config]`
+
+use anyhow::bail;
+use signin::{Application, Settings, init_tracing, migrate};
+
+const USAGE: &str = "usage: signin [serve [--no-migrate] | migrate | check-config]";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (command, flags) = args.split_first().map_or(("serve", &[][..]), |(c, f)| (*c, f));
+    if matches!(command, "-h" | "--help" | "help") {
+        eprintln!("{USAGE}");
+        return Ok(());
+    }
+    let mut settings = Settings::load()?;
+    init_tracing(&settings.log);
+    match (command, flags) {
+        ("serve", flags) if flags.iter().all(|f| *f == "--no-migrate") => {
+            if !flags.is_empty() {
+                settings.server.run_migrations = false;
+            }
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(address = %app.local_addr()?, public_url = %settings.server.public_url, issuer = %settings.oidc.issuer, "listening; open {}", settings.server.public_url);
+            app.run_until_stopped().await?;
+        }
+        ("migrate", []) => {
+            migrate(&settings).await?;
+            tracing::info!("migrations are up to date");
+        }
+        ("check-config", []) => tracing::info!("configuration is valid"),
+        _ => bail!("{USAGE}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod settings;
+mod startup;
+mod telemetry;
+
+pub use settings::{DatabaseConfig, LogConfig, OidcConfig, ServerSettings, SessionConfig, Settings};
+pub use startup::{Application, migrate};
+pub use telemetry::init_tracing;

@@ -1,0 +1,233 @@
+//! The product path a person takes, and the ways it must refuse.
+
+use reqwest::{StatusCode, Url, header};
+use signin_testkit::TestDb;
+
+use crate::helpers::{Browser, TestApp, issuer, location};
+
+async fn app() -> (TestDb, TestApp) {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn(&db).await;
+    (db, app)
+}
+
+fn csrf_from(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("csrf field on the profile page") + 19;
+    html[at..].split('"').next().expect("csrf value").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_out_visitors_see_the_login_page() {
+    let (_db, app) = app().await;
+    let response = Browser::new().get(&app.url("/")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.expect("body");
+    assert!(html.contains("Login with Google"));
+    assert!(html.contains("href=\"/login\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_redirects_to_the_provider_with_pkce_state_and_nonce() {
+    let (_db, app) = app().await;
+    let response = Browser::new().get(&app.url("/login")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let to = Url::parse(&location(&response)).expect("url");
+    assert!(to.as_str().starts_with(&issuer()), "{to}");
+    let q: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
+    assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
+    assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+    assert_eq!(q.get("code_challenge").map(String::len), Some(43));
+    assert!(q.get("state").is_some_and(|s| s.len() >= 16), "state {q:?}");
+    assert!(q.get("nonce").is_some_and(|s| s.len() >= 16), "nonce {q:?}");
+    let scopes: Vec<_> = q.get("scope").expect("scope").split(' ').collect();
+    for s in ["openid", "email", "profile"] {
+        assert!(scopes.contains(&s), "{scopes:?}");
+    }
+    assert_eq!(q.get("redirect_uri").map(String::as_str), Some(app.url("/login/callback").as_str()));
+    // The session cookie is HttpOnly and SameSite=Lax.
+    let cookie = response.headers().get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_owned();
+    assert!(cookie.starts_with("signin_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_sign_in_shows_the_profile_and_stores_the_user() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    let callback = browser.sign_in(&app, "alice").await;
+    assert_eq!(callback.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&callback), app.url("/"));
+
+    let profile = browser.get(&app.url("/")).await;
+    assert_eq!(profile.status(), StatusCode::OK);
+    assert_eq!(profile.headers().get(header::CACHE_CONTROL).map(|v| v.to_str().expect("ascii")), Some("no-store"));
+    let html = profile.text().await.expect("body");
+    assert!(html.contains("Alice Example"), "name");
+    assert!(html.contains("alice@example.com"), "email");
+    assert!(html.contains(&format!("src=\"{}/avatars/alice.svg\"", issuer())), "picture");
+    assert!(html.contains("Logout"));
+
+    let mut db = app.db().await;
+    let row: (u64, String, String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT id, CONVERT(issuer USING utf8mb4), CONVERT(subject USING utf8mb4), CONVERT(email USING utf8mb4), \
+             CONVERT(name USING utf8mb4), CONVERT(picture_url USING utf8mb4) FROM users",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("one users row");
+    assert_eq!(row.1, issuer());
+    assert_eq!(row.2, "alice");
+    assert_eq!(row.3, "alice@example.com");
+    assert_eq!(row.4, "Alice Example");
+    assert_eq!(row.5.as_deref(), Some(format!("{}/avatars/alice.svg", issuer()).as_str()));
+
+    // Signing in again updates the same row.
+    let again = Browser::new();
+    assert_eq!(again.sign_in(&app, "alice").await.status(), StatusCode::SEE_OTHER);
+    let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM users").fetch_all(&mut db).await.expect("ids");
+    assert_eq!(ids, vec![row.0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_survives_closing_the_browser_and_restarting_the_app() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "bob").await.status(), StatusCode::SEE_OTHER);
+    let cookie = browser.session_cookie(&app.base).expect("session cookie");
+
+    // A new browser process with only the persisted cookie.
+    let reopened = Browser::with_session_cookie(&app.base, &cookie);
+    let html = reopened.get(&app.url("/")).await.text().await.expect("body");
+    assert!(html.contains("bob@example.com"), "still signed in after reopening");
+
+    let app = app.restart().await;
+    let html = reopened.get(&app.url("/")).await.text().await.expect("body");
+    assert!(html.contains("bob@example.com"), "still signed in after an app restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_needs_the_csrf_token_and_kills_the_session_everywhere() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    browser.sign_in(&app, "carol").await;
+    let old_cookie = browser.session_cookie(&app.base).expect("cookie");
+    let html = browser.get(&app.url("/")).await.text().await.expect("profile");
+    let csrf = csrf_from(&html);
+
+    // A plain GET does not log out.
+    assert_eq!(browser.get(&app.url("/logout")).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Without the token, or with a wrong one: refused.
+    assert_eq!(browser.post_form(&app.url("/logout"), &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(browser.post_form(&app.url("/logout"), &[("csrf", "forged")]).await.status(), StatusCode::FORBIDDEN);
+    // From another site's page: refused even with the token.
+    let cross = browser
+        .http
+        .post(app.url("/logout"))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("carol@example.com"));
+
+    let out = browser.post_form(&app.url("/logout"), &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&out), app.url("/"));
+    let cleared = out.headers().get(header::SET_COOKIE).expect("cookie cleared").to_str().expect("ascii");
+    assert!(cleared.starts_with("signin_session=;") || cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("Login with Google"));
+
+    // A copy of the old cookie is worthless: the session is gone from the server.
+    let replay = Browser::with_session_cookie(&app.base, &old_cookie);
+    let html = replay.get(&app.url("/")).await.text().await.expect("body");
+    assert!(html.contains("Login with Google") && !html.contains("carol@example.com"));
+    assert_eq!(app.session_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unverified_email_gets_a_400_and_leaves_nothing_behind() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    let response = browser.sign_in(&app, "unverified-dan").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = response.text().await.expect("body");
+    assert!(html.contains("not verified"), "{html}");
+    assert_eq!(app.user_count().await, 0);
+    assert_eq!(app.session_count().await, 0);
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("Login with Google"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_without_picture_or_names_signs_in_with_a_placeholder() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "minimal-erin").await.status(), StatusCode::SEE_OTHER);
+    let html = browser.get(&app.url("/")).await.text().await.expect("body");
+    assert!(html.contains("minimal-erin@example.com"));
+    assert!(html.contains("src=\"/static/avatar.svg\""), "placeholder picture");
+    let picture: Option<String> =
+        sqlx::query_scalar("SELECT picture_url FROM users").fetch_one(&mut app.db().await).await.expect("row");
+    assert_eq!(picture, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_at_the_provider_returns_to_the_login_page_with_a_message() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    let to_provider = location(&browser.get(&app.url("/login")).await);
+    let interaction = location(&browser.get(&to_provider).await);
+    let page = browser.get(&interaction).await.text().await.expect("login page");
+    let abort =
+        page.split("href=\"").find_map(|s| s.split('"').next().filter(|h| h.ends_with("/abort"))).expect("cancel link");
+    let mut next = location(&browser.get(abort).await);
+    while next.starts_with(&issuer()) {
+        next = location(&browser.get(&next).await);
+    }
+    assert!(next.contains("error=access_denied"), "{next}");
+    let response = browser.get(&next).await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let html = response.text().await.expect("body");
+    assert!(html.contains("Login with Google") && html.contains("cancelled"), "{html}");
+    assert_eq!(app.user_count().await, 0);
+    assert_eq!(app.session_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_callback_is_refused_without_a_server_error() {
+    let (_db, app) = app().await;
+    let browser = Browser::new();
+    let callback = browser.through_provider(&app.url("/login"), "frank").await;
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    // The same browser, and another one, replay the URL.
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::BAD_REQUEST);
+    let other = Browser::new();
+    let response = other.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.expect("body").contains("sign in again"));
+    // The first browser is still signed in.
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("frank@example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn next_is_kept_only_when_it_is_a_local_path() {
+    let (_db, app) = app().await;
+    for (next, expected) in [
+        ("//evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/%5Cevil.example", "/%5Cevil.example"),
+        ("/somewhere?x=1", "/somewhere?x=1"),
+    ] {
+        let browser = Browser::new();
+        let login = format!("{}?next={}", app.url("/login"), urlencode(next));
+        let callback = browser.through_provider(&login, "grace").await;
+        let response = browser.get(&callback).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), app.url(expected), "next={next}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

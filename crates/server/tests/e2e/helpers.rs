@@ -1,0 +1,232 @@
+//! Starting the real app against the real provider and a fresh database, and a cookie-keeping HTTP client that
+//! walks the provider's login and consent pages like a person would.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode, Url, header};
+use signin::{Application, Settings};
+use signin_testkit::TestDb;
+use sqlx::{Connection, MySqlConnection};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The session cookie's name in these tests.
+pub const COOKIE: &str = "signin_session";
+
+/// The development provider `scripts/test` started.
+pub fn issuer() -> String {
+    std::env::var("SIGNIN_TEST_ISSUER")
+        .expect("SIGNIN_TEST_ISSUER is not set: run the tests with scripts/test, which starts the OpenID provider")
+}
+
+/// A client registered with the provider for one app instance.
+#[derive(Debug, Clone)]
+pub struct RegisteredClient {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Registers a confidential web client for `redirect_uri` (OpenID Connect Dynamic Client Registration).
+pub async fn register_client(redirect_uri: &str) -> RegisteredClient {
+    let body = serde_json::json!({
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/reg", issuer()))
+        .json(&body)
+        .send()
+        .await
+        .expect("registration request");
+    assert_eq!(response.status(), StatusCode::CREATED, "client registration failed");
+    let json: serde_json::Value = response.json().await.expect("registration response");
+    RegisteredClient {
+        id: json["client_id"].as_str().expect("client_id").to_owned(),
+        secret: json["client_secret"].as_str().expect("client_secret").to_owned(),
+    }
+}
+
+/// Settings for one test app: the repo's config files, then the test's database, provider and address.
+pub fn settings(db_url: &str, public_url: &str, client: &RegisteredClient) -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut settings = Settings::read(&dir, None, false).expect("defaults");
+    settings.server.public_url = Url::parse(public_url).expect("public url");
+    settings.server.port = 0;
+    settings.database.url = db_url.to_owned().into();
+    settings.database.pool_size = 4;
+    settings.database.session_pool_size = 4;
+    settings.oidc.issuer = issuer();
+    settings.oidc.client_id = client.id.clone();
+    settings.oidc.client_secret = client.secret.clone().into();
+    settings.session.secure = false;
+    settings
+}
+
+/// The app, running in this test's runtime on a port of its own.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: RegisteredClient,
+    pub db_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts the app on a free port against `db`, with a client registered for that port.
+    pub async fn spawn(db: &TestDb) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let client = register_client(&format!("{base}/login/callback")).await;
+        Self::start(listener, base, client, db.url()).await
+    }
+
+    /// Starts the app again on the same port, database and client, as after a restart.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let listener = TcpListener::bind(self.addr).await.expect("rebind the same port");
+        Self::start(listener, self.base.clone(), self.client.clone(), self.db_url.clone()).await
+    }
+
+    async fn start(listener: TcpListener, base: String, client: RegisteredClient, db_url: String) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let app =
+            Application::build_with_listener(settings(&db_url, &base, &client), listener).await.expect("app builds");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn db(&self) -> MySqlConnection {
+        MySqlConnection::connect(&self.db_url).await.expect("db connection")
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut self.db().await).await.expect("count users")
+    }
+
+    pub async fn session_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&mut self.db().await)
+            .await
+            .expect("count sessions")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A browser: keeps cookies, never follows redirects by itself (tests look at every hop).
+pub struct Browser {
+    pub jar: Arc<Jar>,
+    pub http: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self { jar, http }
+    }
+
+    /// A browser that holds only the given session cookie for `base` (another browser, or the same one reopened).
+    pub fn with_session_cookie(base: &str, value: &str) -> Self {
+        let browser = Self::new();
+        let url = Url::parse(base).expect("base");
+        browser.jar.add_cookie_str(&format!("{COOKIE}={value}; Path=/"), &url);
+        browser
+    }
+
+    /// The value of our session cookie for `base`, if any.
+    pub fn session_cookie(&self, base: &str) -> Option<String> {
+        let url = Url::parse(base).expect("base");
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+    }
+
+    pub async fn get(&self, url: &str) -> Response {
+        self.http.get(url).send().await.expect("GET")
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
+        self.http.post(url).form(form).send().await.expect("POST")
+    }
+
+    /// From `/login`, through the provider's login and consent pages, up to (not including) our callback.
+    /// Returns the callback URL the provider sent the browser to.
+    pub async fn through_provider(&self, login_url: &str, login: &str) -> String {
+        let to_provider = location(&self.get(login_url).await);
+        let mut next = location(&self.get(&to_provider).await);
+        for _ in 0..6 {
+            if !next.starts_with(&issuer()) {
+                return next;
+            }
+            let page = self.get(&next).await;
+            if page.status().is_redirection() {
+                next = location(&page);
+                continue;
+            }
+            let html = page.text().await.expect("provider page");
+            let response = if html.contains("name=\"login\"") {
+                self.post_form(&next, &[("prompt", "login"), ("login", login), ("password", "x")]).await
+            } else {
+                self.post_form(&next, &[("prompt", "consent")]).await
+            };
+            next = location(&response);
+            while next.starts_with(&issuer()) && next.contains("/auth/") {
+                next = location(&self.get(&next).await);
+            }
+        }
+        panic!("the provider never sent the browser back");
+    }
+
+    /// A whole sign-in: returns our callback's response.
+    pub async fn sign_in(&self, app: &TestApp, login: &str) -> Response {
+        let callback = self.through_provider(&app.url("/login"), login).await;
+        self.get(&callback).await
+    }
+}
+
+/// The `Location` header of a redirect, resolved against the request URL.
+pub fn location(response: &Response) -> String {
+    assert!(
+        response.status().is_redirection(),
+        "expected a redirect from {}, got {}",
+        response.url(),
+        response.status()
+    );
+    let raw = response.headers().get(header::LOCATION).expect("Location").to_str().expect("ascii");
+    response.url().join(raw).expect("location url").to_string()
+}

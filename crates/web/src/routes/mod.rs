@@ -1,0 +1,20 @@
+//! The pages. Each module exports `router()`.
+
+pub(crate) mod assets;
+pub(crate) mod home;
+pub(crate) mod login;
+pub(crate) mod logout;
+
+use axum::http::StatusCode;
+
+use crate::error::ErrorPage;
+
+/// Any path no route knows.
+pub(crate) async fn not_found() -> ErrorPage {
+    ErrorPage::for_status(StatusCode::NOT_FOUND)
+}
+
+/// A known path with a method it does not take.
+pub(crate) async fn method_not_allowed() -> ErrorPage {
+    ErrorPage::for_status(StatusCode::METHOD_NOT_ALLOWED)
+}

@@ -1,0 +1,117 @@
+// A local OpenID provider for development and end-to-end tests, built on the certified `oidc-provider` package.
+//
+// Anyone can sign in by typing any name (any password): the name becomes the subject (`sub`). Names decide the
+// claims, so test accounts are easy to make:
+//   - `unverified…`  → email_verified is false
+//   - `minimal…`     → no name, given_name or picture
+//   - anything else  → name, given_name, family_name, a picture served by this provider, verified email
+//
+// Environment:
+//   DEV_OIDC_PORT          port on 127.0.0.1 (default 4400; 0 picks a free one)
+//   DEV_OIDC_HOST          host to bind (default 127.0.0.1)
+//   DEV_OIDC_CLIENT_ID     the pre-registered client (default signin-dev)
+//   DEV_OIDC_CLIENT_SECRET its secret (default dev-secret-not-for-production)
+//   DEV_OIDC_REDIRECT_URIS comma-separated redirect URIs of that client
+//                          (default http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback)
+//   DEV_OIDC_ISSUER_FILE   when set, the issuer URL is written there once the server listens
+//
+// Dynamic client registration (`POST /reg`) is open so that each test can register a client for its own port.
+import { createServer } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+const host = process.env.DEV_OIDC_HOST || '127.0.0.1';
+const port = Number(process.env.DEV_OIDC_PORT ?? 4400);
+const clientId = process.env.DEV_OIDC_CLIENT_ID || 'signin-dev';
+const clientSecret = process.env.DEV_OIDC_CLIENT_SECRET || 'dev-secret-not-for-production';
+const redirectUris = (process.env.DEV_OIDC_REDIRECT_URIS ||
+  'http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback')
+  .split(',').map((s) => s.trim()).filter(Boolean);
+
+const server = createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, host, resolve);
+});
+const issuer = `http://${host}:${server.address().port}`;
+
+const PALETTE = ['#1a73e8', '#188038', '#d93025', '#f9ab00', '#9334e6', '#e37400', '#12b5cb'];
+
+function titleCase(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function claimsFor(login) {
+  const local = login.toLowerCase().replace(/[^a-z0-9._+-]/g, '') || 'user';
+  const claims = { sub: login, email: `${local}@example.com`, email_verified: !login.startsWith('unverified') };
+  if (!login.startsWith('minimal')) {
+    const given = titleCase(local.split(/[._+-]/)[0] || local);
+    claims.given_name = given;
+    claims.family_name = 'Example';
+    claims.name = `${given} Example`;
+    claims.picture = `${issuer}/avatars/${encodeURIComponent(local)}.svg`;
+  }
+  return claims;
+}
+
+const configuration = {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    redirect_uris: redirectUris,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  async findAccount(ctx, id) {
+    return { accountId: id, async claims() { return claimsFor(id); } };
+  },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name', 'picture'],
+  },
+  // Google puts the profile claims in the ID token; do the same.
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: true },
+    registration: { enabled: true },
+  },
+  pkce: { required: () => true },
+  cookies: { keys: ['dev-only-cookie-key-change-me'] },
+  ttl: { AuthorizationCode: 60, IdToken: 3600, AccessToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
+};
+
+const provider = new Provider(issuer, configuration);
+
+// Profile pictures for the development accounts, so no page needs another host.
+provider.use(async (ctx, next) => {
+  const m = /^\/avatars\/([a-z0-9._+-]{1,64})\.svg$/.exec(ctx.path);
+  if (!m || ctx.method !== 'GET') return next();
+  const name = m[1];
+  const colour = PALETTE[[...name].reduce((a, c) => a + c.charCodeAt(0), 0) % PALETTE.length];
+  ctx.type = 'image/svg+xml';
+  ctx.set('Cache-Control', 'public, max-age=3600');
+  ctx.set('Cross-Origin-Resource-Policy', 'cross-origin');
+  ctx.body = `<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">`
+    + `<rect width="96" height="96" fill="${colour}"/>`
+    + `<text x="48" y="62" font-family="sans-serif" font-size="44" fill="#fff" text-anchor="middle">`
+    + `${name.charAt(0).toUpperCase()}</text></svg>`;
+});
+
+// The built-in development pages import a web font from a third-party host; this machine and the tests want no
+// request to leave 127.0.0.1, so drop that line.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path.startsWith('/interaction/') && typeof ctx.body === 'string') {
+    ctx.body = ctx.body.replace(/@import url\(https:[^)]*\);?/g, '');
+  }
+});
+
+server.on('request', provider.callback());
+
+if (process.env.DEV_OIDC_ISSUER_FILE) writeFileSync(process.env.DEV_OIDC_ISSUER_FILE, issuer);
+console.log(`development OpenID provider listening; issuer ${issuer}`);
+console.log(`  client_id=${clientId} redirect_uris=${redirectUris.join(' ')}`);
+
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));
