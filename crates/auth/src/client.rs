@@ -491,13 +491,10 @@ impl IdentityProvider for OidcClient {
         }
     }
 
+    /// Errors are returned, not logged: the caller logs each failure once, where it handles it.
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
     async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
-        let result = self.complete_checked(pending, callback).await;
-        if let Err(err) = &result {
-            tracing::warn!(auth.error = %err, auth.kind = ?err.kind(), "sign-in callback rejected");
-        }
-        result
+        self.complete_checked(pending, callback).await
     }
 
     #[tracing::instrument(skip_all)]

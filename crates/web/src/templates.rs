@@ -70,3 +70,36 @@ impl std::fmt::Debug for Templates {
         f.write_str("Templates")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use minijinja::context;
+
+    use super::*;
+
+    fn env() -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        env.set_formatter(html_formatter);
+        env
+    }
+
+    #[test]
+    fn markup_is_escaped_but_urls_keep_their_slashes() {
+        let html = env()
+            .render_str(
+                r#"<img src="{{ url }}" alt="{{ text }}">{{ n }}{{ raw|safe }}"#,
+                context! { url => "https://x.example/a/b?c=1&d=2", text => r#"<b> "q" 's'"#, n => 5, raw => "<i>" },
+            )
+            .expect("renders");
+        assert_eq!(
+            html,
+            r#"<img src="https://x.example/a/b?c=1&amp;d=2" alt="&lt;b&gt; &quot;q&quot; &#x27;s&#x27;">5<i>"#
+        );
+    }
+
+    #[test]
+    fn every_page_template_loads() {
+        assert!(Templates::new().is_ok());
+    }
+}

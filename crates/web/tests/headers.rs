@@ -109,7 +109,7 @@ async fn body(response: Response<Body>) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: impl header::AsHeaderName) -> &str {
     headers.get(name).map(|v| v.to_str().expect("ascii header")).unwrap_or_default()
 }
 
@@ -225,6 +225,17 @@ async fn static_assets_carry_the_protective_headers_and_may_be_cached() {
         assert_protective_headers(&response);
         let cache = header(response.headers(), header::CACHE_CONTROL);
         assert!(cache.starts_with("public") && !cache.contains("no-store"), "{path}: {cache}");
+    }
+}
+
+#[tokio::test]
+async fn health_answers_carry_the_protective_headers_too() {
+    let app = app("http://127.0.0.1:3000");
+    for path in ["/health/live", "/health/ready"] {
+        let response = get(&app, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_protective_headers(&response);
+        assert_no_store(&response);
     }
 }
 

@@ -1,0 +1,240 @@
+//! The product in a real browser: Debian's headless Chromium, driven over WebDriver, against the app, the real
+//! OpenID provider and MariaDB. It signs in the way a person does, checks what they see, closes the browser and
+//! opens it again on the same profile, signs out, and saves screenshots of the pages.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use signin_testkit::TestDb;
+use signin_testkit::webdriver::{Browser, BrowserOptions, ChromeDriver};
+
+use crate::helpers::{TestApp, issuer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A directory removed when dropped (the browser's profile).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where screenshots go: `SIGNIN_SCREENSHOT_DIR`, else `target/screenshots/`.
+fn screenshot_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIGNIN_SCREENSHOT_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"), PathBuf::from);
+    target.join("screenshots")
+}
+
+async fn screenshot(browser: &Browser, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+/// The origin (`scheme://host:port`) of a URL.
+fn origin(url: &str) -> String {
+    let url = reqwest::Url::parse(url).unwrap_or_else(|_| panic!("a URL: {url}"));
+    url.origin().ascii_serialization()
+}
+
+/// Every URL the current page loaded (itself and its resources: styles, scripts, images) is on one of `allowed`.
+async fn assert_no_third_party_requests(browser: &Browser, allowed: &[String]) {
+    let urls = browser
+        .execute("return [location.href].concat(performance.getEntriesByType('resource').map((e) => e.name));", vec![])
+        .await
+        .expect("resource timing");
+    let urls: Vec<&str> = urls.as_array().expect("a list").iter().filter_map(Value::as_str).collect();
+    assert!(urls.len() > 1, "the page loaded its stylesheet and script: {urls:?}");
+    for url in &urls {
+        assert!(allowed.contains(&origin(url)), "{} requested {url}, outside {allowed:?}", urls[0]);
+    }
+}
+
+/// The rendered text of the page.
+async fn page_text(browser: &Browser) -> String {
+    browser.find("body").await.expect("body").text().await.expect("text")
+}
+
+/// Clicks and waits until the browser has left the current URL.
+async fn click_and_leave(browser: &Browser, css: &str) {
+    let before = browser.url().await.expect("url");
+    browser.find(css).await.expect(css).click().await.expect("click");
+    browser.wait_for_url(WAIT, |url| url != before).await.expect("the click navigates");
+}
+
+/// Waits until Chromium has let go of its profile (it removes `SingletonLock` when it exits), so the next browser
+/// on the same profile is a new process that reads cookies from disk.
+async fn wait_for_browser_exit(profile: &Path) {
+    let lock = profile.join("SingletonLock");
+    for _ in 0..200 {
+        if std::fs::symlink_metadata(&lock).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("Chromium did not exit within 10 s of quitting");
+}
+
+/// From the provider's pages (login, then consent) back to the app.
+async fn sign_in_at_the_provider(browser: &Browser, app: &TestApp, login: &str) {
+    for _ in 0..4 {
+        let url = browser.url().await.expect("url");
+        if url.starts_with(&app.base) {
+            return;
+        }
+        assert!(url.starts_with(&issuer()), "at the provider: {url}");
+        let field = browser.wait_for("input[name=login], input[name=prompt][value=consent]", WAIT).await.expect("form");
+        if field.attribute("name").await.expect("name").as_deref() == Some("login") {
+            field.send_keys(login).await.expect("type the login");
+            browser
+                .find("input[name=password]")
+                .await
+                .expect("password")
+                .send_keys("any password")
+                .await
+                .expect("type");
+        }
+        click_and_leave(browser, "button[type=submit]").await;
+    }
+    browser.wait_for_url(WAIT, |url| url.starts_with(&app.base)).await.expect("back at the app");
+}
+
+/// Waits for the profile picture to load; returns `[naturalWidth, width, height, borderRadius, currentSrc]`.
+async fn loaded_picture(browser: &Browser) -> Value {
+    let img = browser.wait_for("img.avatar", WAIT).await.expect("the profile picture");
+    for _ in 0..100 {
+        let state = img
+            .execute(
+                "const i = arguments[0], s = getComputedStyle(i), r = i.getBoundingClientRect();
+                 return i.complete ? [i.naturalWidth, r.width, r.height, s.borderTopLeftRadius, i.currentSrc] : null;",
+            )
+            .await
+            .expect("picture state");
+        if !state.is_null() {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the profile picture never finished loading");
+}
+
+/// At phone width the page fits: nothing scrolls sideways.
+async fn assert_fits_a_phone(browser: &Browser, name: &str) {
+    browser.resize(390, 844).await.expect("resize");
+    let fits = browser
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
+        .await
+        .expect("layout");
+    assert_eq!(fits, Value::Bool(true), "{name}: the page scrolls sideways at 390 px");
+    screenshot(browser, &format!("{name}-phone")).await;
+    browser.resize(1280, 900).await.expect("resize back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
+    // Arrange: the app, the provider, a browser.
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn(&db).await;
+    let allowed = [origin(&app.base), origin(&issuer())];
+    // Declared before the driver, so it is removed after the driver has closed the browser (drop runs in reverse).
+    let profile = TempDir::new("signin-chromium");
+    let driver = ChromeDriver::start().await.expect("the browser test needs chromedriver");
+    let options = BrowserOptions::headless(&profile.0);
+    let browser = driver.open(&options).await.expect("Chromium starts");
+
+    // The login page.
+    browser.goto(&app.url("/")).await.expect("open /");
+    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Login to continue");
+    let button = browser.find("a[href='/login']").await.expect("the sign-in button");
+    assert_eq!(button.text().await.expect("text"), "Login with Google");
+    assert_eq!(browser.find("html").await.expect("html").attribute("lang").await.expect("lang").as_deref(), Some("en"));
+    assert_no_third_party_requests(&browser, &allowed).await;
+    screenshot(&browser, "login").await;
+    assert_fits_a_phone(&browser, "login").await;
+    let focus = browser
+        .execute(
+            "const a = document.querySelector(\"a[href='/login']\"); a.focus();
+             const s = getComputedStyle(a); const ring = [s.outlineStyle, s.outlineWidth]; a.blur(); return ring;",
+            vec![],
+        )
+        .await
+        .expect("focus");
+    assert_eq!(focus, serde_json::json!(["solid", "3px"]), "a visible focus ring on the sign-in button");
+
+    // Act: sign in as a person would.
+    click_and_leave(&browser, "a[href='/login']").await;
+    sign_in_at_the_provider(&browser, &app, "alice").await;
+
+    // The profile: picture, name, email, Logout.
+    browser.wait_for_url(WAIT, |url| url == app.url("/")).await.expect("the profile at /");
+    assert_eq!(browser.find("h1").await.expect("name").text().await.expect("text"), "Alice Example");
+    let email = browser.find(".email").await.expect("email");
+    assert!(email.is_displayed().await.expect("displayed"));
+    assert!(email.text().await.expect("text").contains("alice@example.com"));
+    let picture = loaded_picture(&browser).await;
+    assert!(picture[0].as_f64().is_some_and(|w| w > 0.0), "the picture loaded: {picture}");
+    assert_eq!(picture[4].as_str(), Some(format!("{}/avatars/alice.svg", issuer()).as_str()), "not the placeholder");
+    let (width, height) = (picture[1].as_f64().expect("width"), picture[2].as_f64().expect("height"));
+    assert!(width >= 64.0 && (width - height).abs() < 0.5, "a square picture: {picture}");
+    let radius = picture[3].as_str().expect("radius");
+    let round = radius == "50%" || radius.trim_end_matches("px").parse::<f64>().is_ok_and(|r| r >= width / 2.0);
+    assert!(round, "a round picture: border-radius {radius}");
+    let img = browser.find("img.avatar").await.expect("picture");
+    assert_eq!(img.attribute("alt").await.expect("alt").as_deref(), Some("Profile picture of Alice Example"));
+    assert_eq!(img.attribute("referrerpolicy").await.expect("policy").as_deref(), Some("no-referrer"));
+    assert!(browser.find("form[action='/logout'] button").await.expect("Logout").is_displayed().await.expect("shown"));
+    assert_no_third_party_requests(&browser, &allowed).await;
+    screenshot(&browser, "profile").await;
+    assert_fits_a_phone(&browser, "profile").await;
+
+    // Quit the browser and start it again on the same profile: still signed in.
+    browser.quit().await.expect("quit");
+    wait_for_browser_exit(&profile.0).await;
+    let browser = driver.open(&options).await.expect("Chromium starts again");
+    browser.goto(&app.url("/")).await.expect("open / again");
+    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Alice Example", "still signed in");
+
+    // Logout: back on the login page; the back button does not bring the profile back.
+    click_logout(&browser).await;
+    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Login to continue");
+    browser.back().await.expect("back");
+    browser.wait_for("h1", WAIT).await.expect("a page after going back");
+    let text = page_text(&browser).await;
+    assert!(!text.contains("alice@example.com") && !text.contains("Alice Example"), "the profile came back: {text}");
+    assert!(text.contains("Login with Google"), "{text}");
+
+    // An error page, in the same card.
+    browser.goto(&app.url("/login/callback?state=x&code=y")).await.expect("open a stale callback");
+    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Sign-in expired");
+    assert_eq!(browser.find(".status").await.expect("status").text().await.expect("text"), "Error 400");
+    assert!(browser.find("a[href='/']").await.expect("a way back").is_displayed().await.expect("shown"));
+    assert_no_third_party_requests(&browser, &allowed).await;
+    screenshot(&browser, "error").await;
+
+    browser.quit().await.expect("quit");
+}
+
+/// Clicks Logout. The answer is a redirect to `/`, the URL the profile already had, so wait for the login page
+/// rather than for a new URL.
+async fn click_logout(browser: &Browser) {
+    browser.find("form[action='/logout'] button").await.expect("Logout").click().await.expect("click Logout");
+    browser.wait_for("a[href='/login']", WAIT).await.expect("the login page after Logout");
+}

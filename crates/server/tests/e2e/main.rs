@@ -1,0 +1,6 @@
+//! End to end, over real HTTP: the real app, the real OpenID provider (`oidc-provider`, started by
+//! `scripts/test`), real MariaDB with a database per test; `browser` drives headless Chromium through the same.
+
+mod browser;
+mod flow;
+mod helpers;
