@@ -206,7 +206,7 @@ mod tests {
         assert!(s.check().is_ok());
         let mut missing = base();
         missing.oidc.client_id.clear();
-        assert!(missing.check().unwrap_err().to_string().contains("client_id"));
+        assert!(missing.check().expect_err("no client id").to_string().contains("client_id"));
     }
 
     #[test]
