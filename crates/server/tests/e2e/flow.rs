@@ -231,3 +231,21 @@ async fn next_is_kept_only_when_it_is_a_local_path() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_up_fails_clearly_when_the_provider_cannot_be_discovered() {
+    let db = TestDb::create().await.expect("test database");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_issuer = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let client = crate::helpers::RegisteredClient { id: "id".into(), secret: "a-secret-value".into() };
+    let mut settings = crate::helpers::settings(&db.url(), "http://127.0.0.1:1", &client);
+    settings.oidc.issuer = dead_issuer.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = match signin::Application::build_with_listener(settings, listener).await {
+        Ok(_) => panic!("the app started without its provider"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("discovery") && err.contains(&dead_issuer), "{err}");
+    assert!(!err.contains("a-secret-value"), "{err}");
+}
