@@ -35,6 +35,83 @@ await new Promise((resolve, reject) => {
 });
 const issuer = `http://${host}:${server.address().port}`;
 
+// The package's own development store is an LRU of 1,000 objects (about 8 per sign-in), so a burst of logins evicts
+// sign-ins still in progress. This store keeps every object until it expires.
+class MemoryAdapter {
+  static entries = new Map();
+
+  static get(key) {
+    const entry = MemoryAdapter.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt && entry.expiresAt < Date.now()) {
+      MemoryAdapter.entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  static set(key, value, expiresIn) {
+    MemoryAdapter.entries.set(key, { value, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : 0 });
+  }
+
+  static sweep() {
+    const now = Date.now();
+    for (const [key, entry] of MemoryAdapter.entries) {
+      if (entry.expiresAt && entry.expiresAt < now) MemoryAdapter.entries.delete(key);
+    }
+  }
+
+  constructor(name) {
+    this.name = name;
+  }
+
+  key(id) {
+    return `${this.name}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    MemoryAdapter.set(this.key(id), payload, expiresIn);
+    if (payload.grantId) {
+      const grantKey = `grant:${payload.grantId}`;
+      const members = MemoryAdapter.get(grantKey) || [];
+      members.push(this.key(id));
+      MemoryAdapter.set(grantKey, members, expiresIn);
+    }
+    if (payload.uid) MemoryAdapter.set(`sessionUid:${payload.uid}`, id, expiresIn);
+    if (payload.userCode) MemoryAdapter.set(`userCode:${payload.userCode}`, id, expiresIn);
+  }
+
+  async find(id) {
+    return MemoryAdapter.get(this.key(id));
+  }
+
+  async findByUid(uid) {
+    const id = MemoryAdapter.get(`sessionUid:${uid}`);
+    return id ? this.find(id) : undefined;
+  }
+
+  async findByUserCode(userCode) {
+    const id = MemoryAdapter.get(`userCode:${userCode}`);
+    return id ? this.find(id) : undefined;
+  }
+
+  async consume(id) {
+    const payload = await this.find(id);
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    MemoryAdapter.entries.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    const grantKey = `grant:${grantId}`;
+    for (const key of MemoryAdapter.get(grantKey) || []) MemoryAdapter.entries.delete(key);
+    MemoryAdapter.entries.delete(grantKey);
+  }
+}
+setInterval(MemoryAdapter.sweep, 60_000).unref();
+
 const PALETTE = ['#1a73e8', '#188038', '#d93025', '#f9ab00', '#9334e6', '#e37400', '#12b5cb'];
 
 function titleCase(s) {
@@ -55,6 +132,7 @@ function claimsFor(login) {
 }
 
 const configuration = {
+  adapter: MemoryAdapter,
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,

@@ -160,7 +160,10 @@ impl From<TokenError> for AuthError {
             RequestTokenError::ServerResponse(resp) => Self::CodeRejected { code: clean(resp.error().as_ref()) },
             // The body is dropped on purpose: it may hold tokens.
             RequestTokenError::Parse(_, _) => Self::unavailable("the token endpoint's answer is not a token response"),
-            RequestTokenError::Other(_) => Self::unavailable("the token endpoint answered with an empty error"),
+            // oauth2's own words (wrong Content-Type, empty body, empty error), never the body itself.
+            RequestTokenError::Other(msg) => {
+                Self::unavailable(format!("the token endpoint's answer is not a token response: {}", clean(&msg)))
+            }
         }
     }
 }

@@ -117,6 +117,12 @@ impl AuthSession {
 
     /// Signs out: deletes the session from the store and empties it, so the middleware removes the cookie.
     pub async fn sign_out(&self) -> Result<(), SessionError> {
+        if self.0.id().is_none() {
+            // Never stored (a browser that came without a session): there is no row to delete, and asking the
+            // store to delete nothing only logs a warning.
+            self.0.clear().await;
+            return Ok(());
+        }
         self.0.flush().await?;
         Ok(())
     }

@@ -94,8 +94,13 @@ impl SessionStore for MySqlSessionStore {
     #[tracing::instrument(skip_all)]
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = rmp_serde::to_vec(record).map_err(|err| session_store::Error::Encode(err.to_string()))?;
+        // FORCE INDEX (PRIMARY): with the `expiry_date > ?` condition the optimizer sometimes walks the
+        // expiry-date index instead, locking index entries of other sessions before the row itself. A concurrent
+        // `DELETE … WHERE id = ?` (sign-out) locks the row first and then its index entry: the opposite order, so
+        // the two deadlocked and the request failed with a 500 (seen with requests in flight during a sign-out).
+        // Through the primary key every writer locks the row first.
         let query = format!(
-            "UPDATE {table} SET data = ?, expiry_date = ? WHERE id = ? AND expiry_date > ?",
+            "UPDATE {table} FORCE INDEX (PRIMARY) SET data = ?, expiry_date = ? WHERE id = ? AND expiry_date > ?",
             table = self.qualified_table
         );
         let updated = sqlx::query(&query)

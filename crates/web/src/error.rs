@@ -44,6 +44,9 @@ pub enum AppError {
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request body is larger than `max_body_bytes` (found while reading a body sent without a length).
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
 }
 
 /// What the error-page middleware renders; attached to a response as an extension.
@@ -150,6 +153,7 @@ impl AppError {
                 "The sign-out request could not be verified. Please use the Logout button on your profile page.",
             ),
             AppError::BadRequest(what) => ErrorPage::new(StatusCode::BAD_REQUEST, "Bad request", *what),
+            AppError::PayloadTooLarge => ErrorPage::for_status(StatusCode::PAYLOAD_TOO_LARGE),
         }
     }
 }
@@ -189,6 +193,10 @@ pub(crate) async fn render_error_pages(State(state): State<AppState>, request: R
     let page = match response.extensions().get::<ErrorPage>() {
         Some(page) => page.clone(),
         None if response.headers().get(header::CONTENT_TYPE).is_none() || status == StatusCode::PAYLOAD_TOO_LARGE => {
+            if status.is_server_error() {
+                // A layer's own failure (the request timeout's 503): nothing else logs it.
+                tracing::error!(status = status.as_u16(), "request failed: {status}");
+            }
             ErrorPage::for_status(status)
         }
         None => return response,

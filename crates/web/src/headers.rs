@@ -10,10 +10,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::AppState;
-use crate::error::render_error_pages;
+use crate::error::{ErrorPage, render_error_pages};
 
 /// The Content-Security-Policy: our own scripts and styles only, images from us or any https host (profile
 /// pictures), no framing, forms post only to us.
@@ -33,6 +33,8 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<Body> {
     tracing::error!("a request handler panicked");
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    // Marks the failure as described (and logged), so the error-page layer does not log it a second time.
+    response.extensions_mut().insert(ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR));
     response
 }
 
@@ -62,5 +64,7 @@ pub(crate) fn protect(app: Router, state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(tower::util::option_layer(hsts))
-        .layer(TraceLayer::new_for_http())
+        // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page layer for
+        // the layers' own 5xx); the trace layer's own "response failed" line would be a second one.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
 }

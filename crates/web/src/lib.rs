@@ -13,7 +13,11 @@ pub use state::{App, AppState, WebSettings};
 pub use templates::Templates;
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use tower_sessions::{SessionManagerLayer, SessionStore};
+
+use crate::error::ErrorPage;
 
 /// Builds the whole HTTP application: pages, assets, health checks, sessions and the protective layers.
 ///
@@ -24,7 +28,7 @@ where
 {
     let pages =
         Router::new().merge(routes::home::router()).merge(routes::login::router()).merge(routes::logout::router());
-    let pages = pages.layer(sessions);
+    let pages = pages.layer(sessions).layer(axum::middleware::map_response(session_store_failure));
     let app = Router::new()
         .merge(pages)
         .merge(routes::assets::router())
@@ -33,4 +37,17 @@ where
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state.clone());
     headers::protect(app, state)
+}
+
+/// The session layer saves a changed session after the handler has answered; when that fails (the store is down)
+/// it logs the error and replaces the answer with a bare 500. Handlers' own failures always carry an [`ErrorPage`]
+/// and a bare 500 has no other source inside this layer, so it means "the session store is unavailable": 503, the
+/// same page as for any other database outage (e.g. `/login` while MySQL is stopped).
+async fn session_store_failure(response: Response) -> Response {
+    let bare =
+        response.extensions().get::<ErrorPage>().is_none() && response.headers().get(header::CONTENT_TYPE).is_none();
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR && bare {
+        return ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response();
+    }
+    response
 }

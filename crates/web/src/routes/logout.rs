@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Redirect;
 use axum::routing::post;
 use axum::{Form, Router};
@@ -47,6 +47,13 @@ mod post {
         headers: HeaderMap,
         form: Result<Form<LogoutForm>, FormRejection>,
     ) -> Result<Redirect, AppError> {
+        // A body over the limit sent without a length is only caught while the form is read: refuse it as such
+        // (a body announced too large never gets here), whatever else is wrong with the request.
+        if let Err(rejection) = &form
+            && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+        {
+            return Err(AppError::PayloadTooLarge);
+        }
         let auth = AuthSession::new(session);
         let Some(user) = auth.user().await? else {
             // Already signed out (an old tab): nothing to end.
