@@ -230,3 +230,81 @@ pub fn location(response: &Response) -> String {
     let raw = response.headers().get(header::LOCATION).expect("Location").to_str().expect("ascii");
     response.url().join(raw).expect("location url").to_string()
 }
+
+/// Settings for one test app against any provider: the repo's config files, then the test's database, the given
+/// issuer and client, and the address. Unlike [`settings`], it needs no development provider.
+pub fn settings_for_provider(db_url: &str, public_url: &str, issuer: &str, client: &RegisteredClient) -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut settings = Settings::read(&dir, None, false).expect("defaults");
+    settings.server.public_url = Url::parse(public_url).expect("public url");
+    settings.server.port = 0;
+    settings.database.url = db_url.to_owned().into();
+    settings.database.pool_size = 4;
+    settings.database.session_pool_size = 4;
+    settings.oidc.issuer = issuer.to_owned();
+    settings.oidc.client_id = client.id.clone();
+    settings.oidc.client_secret = client.secret.clone().into();
+    settings.session.secure = false;
+    settings
+}
+
+impl TestApp {
+    /// Starts the app on a free port against `db` and the provider at `issuer` with a client it already knows (a
+    /// scripted provider); `tweak` adjusts the settings first. Fails when the app does not build (e.g. discovery
+    /// refused the provider).
+    pub async fn try_spawn_with_provider(
+        db: &TestDb,
+        issuer: &str,
+        client: RegisteredClient,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let db_url = db.url();
+        let mut settings = settings_for_provider(&db_url, &base, issuer, &client);
+        tweak(&mut settings);
+        let app = Application::build_with_listener(settings, listener).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) })
+    }
+}
+
+impl TestApp {
+    /// Starts the app on a free port against the database at `db_url` (on any server, e.g. a private one), with a
+    /// client registered with the development provider; `tweak` adjusts the settings first (timeouts, pools).
+    pub async fn spawn_tweaked(db_url: &str, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let client = register_client(&format!("{base}/login/callback")).await;
+        Self::start_tweaked(listener, base, client, db_url.to_owned(), tweak).await
+    }
+
+    /// Like [`TestApp::restart`], with `tweak` applied to the settings again.
+    pub async fn restart_tweaked(mut self, tweak: impl FnOnce(&mut Settings)) -> Self {
+        self.shutdown().await;
+        let listener = TcpListener::bind(self.addr).await.expect("rebind the same port");
+        Self::start_tweaked(listener, self.base.clone(), self.client.clone(), self.db_url.clone(), tweak).await
+    }
+
+    async fn start_tweaked(
+        listener: TcpListener,
+        base: String,
+        client: RegisteredClient,
+        db_url: String,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let mut settings = settings(&db_url, &base, &client);
+        tweak(&mut settings);
+        let app = Application::build_with_listener(settings, listener).await.expect("app builds");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) }
+    }
+}

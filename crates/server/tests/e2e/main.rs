@@ -2,5 +2,8 @@
 //! `scripts/test`), real MariaDB with a database per test; `browser` drives headless Chromium through the same.
 
 mod browser;
+mod concurrency;
 mod flow;
 mod helpers;
+mod hostile;
+mod outage;
