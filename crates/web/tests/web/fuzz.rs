@@ -10,140 +10,18 @@
 //! and prints the status histogram.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use signin_auth::{AuthError, Callback, IdentityProvider, LoginStart, PendingLogin};
-use signin_domain::{Identity, ProfileClaims, RepositoryError, User, UserId, UserRepository};
-use signin_web::{App, AppState, Templates, WebSettings};
-use tower::ServiceExt as _;
-use tower_sessions::{MemoryStore, SessionManagerLayer};
 
-const ORIGIN: &str = "http://127.0.0.1:3000";
-const STATE: &str = "fake-state";
-/// The code the fake provider accepts; `unverified` gives an account whose email is not verified.
-const GOOD_CODE: &str = "good-code";
-/// The request body limit of the router under test.
-const MAX_BODY: usize = 16 * 1024;
-
-// ---- fakes at the crate's seams ----
-
-/// A provider that accepts [`GOOD_CODE`] with the state it handed out, like a real one would.
-struct FakeProvider;
-
-#[async_trait]
-impl IdentityProvider for FakeProvider {
-    fn begin(&self) -> LoginStart {
-        // `PendingLogin` keeps its fields to the auth crate; it is serialisable (it lives in sessions).
-        let pending: PendingLogin = serde_json::from_value(serde_json::json!({
-            "state": STATE,
-            "nonce": "fake-nonce",
-            "pkce_verifier": "fake-verifier",
-            "created_at": Utc::now().timestamp(),
-        }))
-        .expect("a pending login from its serialised form");
-        LoginStart {
-            authorize_url: "https://idp.example.com/authorize?state=fake-state".parse().expect("url"),
-            pending,
-        }
-    }
-
-    async fn complete(&self, _pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
-        if callback.error.is_some() {
-            return Err(AuthError::Denied { code: "access_denied".into() });
-        }
-        if callback.state.as_deref() != Some(STATE) {
-            return Err(AuthError::StateMismatch);
-        }
-        let verified = match callback.code.as_deref() {
-            Some(GOOD_CODE) => true,
-            Some("unverified") => false,
-            Some(_) => return Err(AuthError::CodeRejected { code: "invalid_grant".into() }),
-            None => return Err(AuthError::MissingCode),
-        };
-        Ok(ProfileClaims {
-            issuer: "https://idp.example.com".into(),
-            subject: "ada".into(),
-            email: Some("ada@example.com".into()),
-            email_verified: Some(verified),
-            name: Some("Ada Lovelace".into()),
-            given_name: Some("Ada".into()),
-            picture: Some("https://pictures.example.com/ada.png".into()),
-        })
-    }
-}
-
-/// A user store that stores nothing and gives every identity id 1.
-struct FakeUsers;
-
-#[async_trait]
-impl UserRepository for FakeUsers {
-    async fn record_login(&self, identity: &Identity, at: DateTime<Utc>) -> Result<User, RepositoryError> {
-        Ok(User {
-            id: UserId::new(1),
-            issuer: identity.issuer.clone(),
-            subject: identity.subject.clone(),
-            email: identity.email.clone(),
-            name: identity.name.clone(),
-            picture: identity.picture.clone(),
-            created_at: at,
-            last_login_at: at,
-        })
-    }
-
-    async fn find(&self, _id: UserId) -> Result<Option<User>, RepositoryError> {
-        Ok(None)
-    }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        Ok(())
-    }
-}
-
-fn app() -> Router {
-    let mut settings = WebSettings::new(ORIGIN.parse().expect("public url"));
-    settings.max_body_bytes = MAX_BODY;
-    let app = App {
-        users: Arc::new(FakeUsers),
-        identity: Arc::new(FakeProvider),
-        templates: Templates::new().expect("templates"),
-        settings,
-        health: Vec::new(),
-    };
-    let sessions = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
-    signin_web::router(AppState::new(app), sessions)
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Response<Body> {
-    app.clone().oneshot(request).await.expect("the router's service is infallible")
-}
-
-async fn body_text(response: Response<Body>) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), 4 << 20).await.expect("body");
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The `name=value` of the cookie a response sets.
-fn set_cookie(response: &Response<Body>) -> Option<String> {
-    let value = response.headers().get(header::SET_COOKIE)?.to_str().ok()?;
-    Some(value.split(';').next()?.to_owned())
-}
-
-fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::builder().uri(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).expect("request")
-}
+use crate::support::{
+    GOOD_CODE, MAX_BODY, NAME, ORIGIN, STATE, TestApp, UNVERIFIED_CODE, body_text, csrf_token, request, set_cookie,
+    sign_in,
+};
 
 /// Real sessions for the generator to send: one with a sign-in under way, one signed in (with its CSRF token).
 struct Sessions {
@@ -152,18 +30,11 @@ struct Sessions {
     csrf: String,
 }
 
-async fn real_sessions(app: &Router) -> Sessions {
-    let login = send(app, get("/login", None)).await;
+async fn real_sessions(app: &TestApp) -> Sessions {
+    let login = app.get("/login", None).await;
     let pending = set_cookie(&login).expect("a pending-login session");
-
-    let login = send(app, get("/login", None)).await;
-    let cookie = set_cookie(&login).expect("a session");
-    let callback = send(app, get(&format!("/login/callback?code={GOOD_CODE}&state={STATE}"), Some(&cookie))).await;
-    assert_eq!(callback.status(), StatusCode::SEE_OTHER);
-    let signed_in = set_cookie(&callback).expect("a signed-in session");
-    let profile = body_text(send(app, get("/", Some(&signed_in))).await).await;
-    let at = profile.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    let csrf = profile[at..].split('"').next().expect("csrf value").to_owned();
+    let signed_in = sign_in(app).await;
+    let csrf = csrf_token(app, &signed_in).await;
     Sessions { pending, signed_in, csrf }
 }
 
@@ -325,7 +196,7 @@ fn query() -> impl Strategy<Value = Option<String>> {
         2 => select(NEXTS).prop_map(str::to_owned),
         1 => Just(STATE.to_owned()),
         1 => Just(GOOD_CODE.to_owned()),
-        1 => Just("unverified".to_owned()),
+        1 => Just(UNVERIFIED_CODE.to_owned()),
         1 => (from_pieces(2), 2_000..40_000usize).prop_map(|(v, len)| v.repeat(len / v.len().max(1) + 1)),
     ];
     let pair = prop_oneof![
@@ -462,7 +333,7 @@ fn cases() -> u32 {
 #[test]
 fn router_survives_generated_requests() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let app = app();
+    let app = TestApp::new();
     let sessions = runtime.block_on(real_sessions(&app));
     let cases = cases();
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
@@ -476,7 +347,7 @@ fn router_survives_generated_requests() {
             return Ok(());
         };
         let (status, body) = runtime.block_on(async {
-            let response = send(&app, request).await;
+            let response = app.send(request).await;
             let status = response.status();
             (status, axum::body::to_bytes(response.into_body(), 4 << 20).await)
         });
@@ -521,7 +392,7 @@ async fn assert_error_page(response: Response<Body>, status: StatusCode, heading
 
 #[tokio::test]
 async fn wrong_methods_get_405_with_our_page() {
-    let app = app();
+    let app = TestApp::new();
     for (method, path, allowed) in [
         (Method::POST, "/", "GET"),
         (Method::DELETE, "/login", "GET"),
@@ -530,8 +401,7 @@ async fn wrong_methods_get_405_with_our_page() {
         (Method::POST, "/health/live", "GET"),
         (Method::PATCH, "/static/app.css", "GET"),
     ] {
-        let request = Request::builder().method(method.clone()).uri(path).body(Body::empty()).expect("request");
-        let response = send(&app, request).await;
+        let response = app.send(request(method.clone(), path, None).body(Body::empty()).expect("request")).await;
         let parts = assert_error_page(response, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").await;
         let allow = parts.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
         assert!(allow.contains(allowed), "{method} {path}: Allow {allow:?}");
@@ -540,35 +410,30 @@ async fn wrong_methods_get_405_with_our_page() {
 
 #[tokio::test]
 async fn unknown_paths_get_404_with_our_page() {
-    let app = app();
+    let app = TestApp::new();
     for path in ["/nope", "/static/nope.css", "/login/callback/extra", "/%FF%FE", "/static/..%2F..%2FCargo.toml"] {
-        let response = send(&app, get(path, None)).await;
+        let response = app.get(path, None).await;
         assert_error_page(response, StatusCode::NOT_FOUND, "Page not found").await;
     }
 }
 
 #[tokio::test]
 async fn oversized_bodies_get_413_with_our_page() {
-    let app = app();
+    let app = TestApp::new();
     let sessions = real_sessions(&app).await;
     let huge = format!("csrf={}&pad={}", sessions.csrf, "a".repeat(MAX_BODY * 2));
     for (cookie, content_length) in
         [(None, true), (Some(&sessions.signed_in), true), (Some(&sessions.signed_in), false)]
     {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri("/logout")
+        let mut request = request(Method::POST, "/logout", cookie.map(String::as_str))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie.as_str());
-        }
         if content_length {
             request = request.header(header::CONTENT_LENGTH, huge.len());
         }
-        let response = send(&app, request.body(Body::from(huge.clone())).expect("request")).await;
+        let response = app.send(request.body(Body::from(huge.clone())).expect("request")).await;
         assert_error_page(response, StatusCode::PAYLOAD_TOO_LARGE, "Request too large").await;
     }
     // The session survived: an oversized request ends nothing.
-    let profile = body_text(send(&app, get("/", Some(&sessions.signed_in))).await).await;
-    assert!(profile.contains("Ada Lovelace"), "still signed in");
+    let profile = body_text(app.get("/", Some(&sessions.signed_in)).await).await;
+    assert!(profile.contains(NAME), "still signed in");
 }
