@@ -52,20 +52,10 @@ pub async fn register_client(redirect_uri: &str) -> RegisteredClient {
     }
 }
 
-/// Settings for one test app: the repo's config files, then the test's database, provider and address.
+/// Settings for one test app: the repo's config files, then the test's database, the development provider and
+/// the address.
 pub fn settings(db_url: &str, public_url: &str, client: &RegisteredClient) -> Settings {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let mut settings = Settings::read(&dir, None, false).expect("defaults");
-    settings.server.public_url = Url::parse(public_url).expect("public url");
-    settings.server.port = 0;
-    settings.database.url = db_url.to_owned().into();
-    settings.database.pool_size = 4;
-    settings.database.session_pool_size = 4;
-    settings.oidc.issuer = issuer();
-    settings.oidc.client_id = client.id.clone();
-    settings.oidc.client_secret = client.secret.clone().into();
-    settings.session.secure = false;
-    settings
+    settings_for_provider(db_url, public_url, &issuer(), client)
 }
 
 /// The app, running in this test's runtime on a port of its own.
