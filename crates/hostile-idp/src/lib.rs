@@ -95,6 +95,8 @@ pub enum Fault {
     AtHashWrong,
     /// `/token` waits this long before answering.
     TokenHangs(Duration),
+    /// `/jwks` answers only after this long (the whole provider is hanging, as far as a client can tell).
+    KeysHang(Duration),
     /// `/token` answers 200 with a JSON body of this many bytes (with `Content-Length`).
     TokenOversized(usize),
     /// `/token` answers 200 with a JSON body of this many bytes, chunked (no `Content-Length`).
@@ -278,6 +280,9 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     let keys = &shared.keys;
+    if let Fault::KeysHang(wait) = shared.fault() {
+        tokio::time::sleep(wait).await;
+    }
     match shared.fault() {
         Fault::KeyRotatedJwksDown => (StatusCode::BAD_GATEWAY, "upstream down").into_response(),
         Fault::NoKidSeveralKeys | Fault::KeyRotated => {

@@ -76,6 +76,8 @@ pub struct OidcConfig {
     pub clock_leeway_secs: u64,
     /// Largest provider response.
     pub max_response_bytes: usize,
+    /// How often `/login` checks that the provider answers; 0 turns it off.
+    pub check_interval_secs: u64,
 }
 
 /// `[session]`.

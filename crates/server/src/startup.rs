@@ -92,6 +92,7 @@ impl Application {
         web.session_inactivity = session_settings.inactivity;
         web.pending_login_ttl = Settings::secs(settings.session.pending_login_secs);
         web.max_body_bytes = settings.server.max_body_bytes;
+        web.provider_check_interval = Settings::secs(oidc.check_interval_secs);
         web.request_timeout = Settings::secs(settings.server.request_timeout_secs);
         web.extra_img_origins = plain_http_origin(&oidc.issuer).into_iter().collect();
 

@@ -35,6 +35,14 @@ pub enum AppError {
     /// The provider sent `error=…` to the callback (e.g. `access_denied` when the user cancelled).
     #[error("the provider refused the sign-in: {0}")]
     ProviderDenied(String),
+    /// The provider did not answer the check `/login` makes before sending anyone there.
+    #[error("the sign-in provider is not answering: {reason}")]
+    ProviderDown {
+        /// It timed out (504) rather than failed (502).
+        timed_out: bool,
+        /// What the check found.
+        reason: String,
+    },
     /// A callback arrived with no sign-in under way in this browser (expired, replayed or foreign).
     #[error("no sign-in is under way in this session")]
     NoPendingLogin,
@@ -142,6 +150,16 @@ impl AppError {
                     },
                 )
             },
+            AppError::ProviderDown { timed_out: true, .. } => ErrorPage::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Sign-in provider timeout",
+                "The sign-in provider is not answering. Please try again in a few minutes.",
+            ),
+            AppError::ProviderDown { timed_out: false, .. } => ErrorPage::new(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in provider error",
+                "The sign-in provider cannot be reached right now. Please try again in a few minutes.",
+            ),
             AppError::NoPendingLogin => ErrorPage::new(
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",

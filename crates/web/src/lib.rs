@@ -3,6 +3,7 @@
 mod error;
 mod headers;
 mod health;
+mod provider_check;
 mod routes;
 mod state;
 mod templates;

@@ -8,6 +8,7 @@ use signin_auth::IdentityProvider;
 use signin_domain::UserRepository;
 use url::Url;
 
+use crate::provider_check::ProviderCheck;
 use crate::{HealthCheck, Templates};
 
 /// Settings of the HTTP layer.
@@ -25,6 +26,9 @@ pub struct WebSettings {
     pub extra_img_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a successful check of the provider lets `/login` send people there without checking again;
+    /// zero turns the check off.
+    pub provider_check_interval: Duration,
     /// How long one request may take before it is answered with an error.
     pub request_timeout: Duration,
 }
@@ -39,6 +43,7 @@ impl WebSettings {
             pending_login_ttl: Duration::from_secs(15 * 60),
             extra_img_origins: Vec::new(),
             max_body_bytes: 16 * 1024,
+            provider_check_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -68,21 +73,32 @@ pub struct App {
     pub health: Vec<Arc<dyn HealthCheck>>,
 }
 
-/// The state handlers receive: one `App` behind an `Arc`.
+/// The state handlers receive: one `App` behind an `Arc`, with the bookkeeping the handlers share.
 #[derive(Clone)]
-pub struct AppState(pub Arc<App>);
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    app: App,
+    provider_check: ProviderCheck,
+}
 
 impl AppState {
     /// Wraps an `App`.
     pub fn new(app: App) -> Self {
-        Self(Arc::new(app))
+        let provider_check = ProviderCheck::new(app.settings.provider_check_interval);
+        Self(Arc::new(Shared { app, provider_check }))
+    }
+
+    /// Whether the provider answered lately; see [`ProviderCheck`].
+    pub(crate) fn provider_check(&self) -> &ProviderCheck {
+        &self.0.provider_check
     }
 }
 
 impl std::ops::Deref for AppState {
     type Target = App;
     fn deref(&self) -> &App {
-        &self.0
+        &self.0.app
     }
 }
 

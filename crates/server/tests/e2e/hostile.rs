@@ -131,9 +131,14 @@ impl Case {
         let (logs, guard) = Logs::capture();
         let idp = HostileIdp::start(scenario).await.expect("hostile provider starts");
         let db = TestDb::create().await.expect("test database");
-        let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), hostile_client(), tweak)
-            .await
-            .expect("the app builds against the hostile provider");
+        // These cases are about the callback; /login's own provider check is covered by the outage tests, and its
+        // extra fetches of the keys would blur the counts asserted here.
+        let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), hostile_client(), |s| {
+            s.oidc.check_interval_secs = 0;
+            tweak(s);
+        })
+        .await
+        .expect("the app builds against the hostile provider");
         Self { idp, app, browser: Browser::new(), logs, sent: Mutex::default(), _db: db, _guard: guard }
     }
 

@@ -121,11 +121,11 @@ async fn app_on_hostile_provider(db: &TestDb, idp: &HostileIdp) -> TestApp {
         .expect("app builds against the hostile provider")
 }
 
-/// `/login` (which never calls the provider: discovery happened at start-up) and the provider's `/authorize`, which
-/// sends the browser straight back. Returns the callback URL.
+/// `/login` (its provider check passes: the keys endpoint answers) and the provider's `/authorize`, which sends the
+/// browser straight back. Returns the callback URL.
 async fn to_callback(browser: &Browser, app: &TestApp, idp: &HostileIdp) -> String {
     let login = browser.get(&app.url("/login")).await;
-    assert_eq!(login.status(), StatusCode::SEE_OTHER, "/login needs no provider call");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER, "/login with a provider that answers");
     let authorize = location(&login);
     assert!(authorize.starts_with(&format!("{}/authorize?", idp.issuer())), "{authorize}");
     let callback = location(&browser.get(&authorize).await);
@@ -223,12 +223,50 @@ async fn an_unreachable_provider_gives_a_502_while_signed_in_people_keep_working
     assert!(took < PROVIDER_BOUND, "the callback took {took:?}");
     eprintln!("unreachable provider: the callback answered 502 in {took:?}");
 
-    // Starting a sign-in needs no provider call (discovery happened at start-up): still a redirect to it.
-    let login = Browser::new().get(&app.url("/login")).await;
-    assert_eq!(login.status(), StatusCode::SEE_OTHER);
-    assert!(location(&login).starts_with(&format!("{issuer}/authorize?")));
+    // The failed sign-in made the app check the provider again: /login shows our page instead of sending the next
+    // person to a dead provider.
+    let (status, html, took) = get_timed(&Browser::new(), &app.url("/login")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{html}");
+    assert_plain_page(&html, "cannot be reached");
+    assert!(took < PROVIDER_BOUND, "/login took {took:?}");
+    assert_eq!(app.session_count().await, 1, "a refused /login leaves no session");
 
     let (status, html, _) = get_timed(&ada, &app.url("/")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("ada@example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_answers_504_within_the_timeout_when_the_provider_hangs_and_redirects_again_once_it_is_back() {
+    let db = TestDb::create().await.expect("test database");
+    let idp = HostileIdp::start(Scenario::default()).await.expect("hostile provider");
+    let client = RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
+    let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), client, |s| {
+        s.oidc.http_timeout_secs = 1;
+        s.oidc.check_interval_secs = 1;
+    })
+    .await
+    .expect("app builds against the hostile provider");
+    let ada = signed_in(&app, &idp).await;
+
+    // The whole provider hangs; once the last good check is older than the interval, /login asks again.
+    idp.set_scenario(Scenario::fault(Fault::KeysHang(Duration::from_secs(30))));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, html, took) = get_timed(&Browser::new(), &app.url("/login")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{html}");
+    assert_plain_page(&html, "not answering");
+    assert!(took < PROVIDER_BOUND, "/login took {took:?}");
+    eprintln!("hanging provider: /login answered 504 in {took:?}");
+    // Signed-in people are not affected.
+    let (status, html, took) = get_timed(&ada, &app.url("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("ada@example.com"));
+    assert!(took < Duration::from_millis(500), "the profile took {took:?}");
+
+    // The provider is back: after the short retry pause, /login sends people there again.
+    idp.set_scenario(Scenario::default());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let login = Browser::new().get(&app.url("/login")).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert!(location(&login).starts_with(&format!("{}/authorize?", idp.issuer())));
 }

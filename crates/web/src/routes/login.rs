@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::response::Redirect;
 use axum::routing::get;
 use serde::Deserialize;
-use signin_auth::{Callback, PendingLogin};
+use signin_auth::{AuthErrorKind, Callback, PendingLogin};
 use signin_domain::{Identity, LocalPath};
 use signin_session::AuthSession;
 use tower_sessions::{Expiry, Session};
@@ -47,6 +47,8 @@ mod get {
         if auth.user().await?.is_some() {
             return Ok(Redirect::to(next.as_ref()));
         }
+        // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.
+        state.provider_check().ensure(state.identity.as_ref()).await?;
         let start = state.identity.begin();
         auth.start_login(&start.pending, &next).await?;
         // An unfinished sign-in should not hold a row for the full session lifetime.
@@ -89,7 +91,15 @@ mod get {
         let Some((pending, next)) = pending else {
             return Err(AppError::NoPendingLogin);
         };
-        let claims = state.identity.complete(pending, callback).await?;
+        let claims = match state.identity.complete(pending, callback).await {
+            Ok(claims) => claims,
+            Err(err) => {
+                if matches!(err.kind(), AuthErrorKind::ProviderUnavailable | AuthErrorKind::ProviderTimeout) {
+                    state.provider_check().forget().await;
+                }
+                return Err(err.into());
+            }
+        };
         let identity = Identity::from_claims(claims)?;
         let user = state.users.record_login(&identity, chrono::Utc::now()).await?;
         tracing::Span::current().record("user.id", tracing::field::display(user.id));

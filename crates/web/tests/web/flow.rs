@@ -2,15 +2,17 @@
 //! CSRF checks, and the health endpoints. No MySQL, no provider: what this crate decides is tested here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Response, StatusCode, header};
+use signin_auth::AuthErrorKind;
 use signin_web::HealthCheck;
 
 use crate::support::{
-    AUTHORIZE_URL, EMAIL, GOOD_CODE, NAME, ORIGIN, Options, PICTURE, STATE, TestApp, UNVERIFIED_CODE, body_text,
-    callback, csrf_token, header, request, session_cookie, set_cookie, sign_in,
+    AUTHORIZE_URL, EMAIL, GOOD_CODE, NAME, ORIGIN, OUTAGE_CODE, Options, PICTURE, STATE, TestApp, UNVERIFIED_CODE,
+    body_text, callback, csrf_token, header, request, session_cookie, set_cookie, sign_in,
 };
 
 // ---- helpers ----
@@ -99,6 +101,48 @@ async fn next_is_kept_through_the_sign_in_only_when_it_is_a_local_path() {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "next={next}");
         assert_eq!(header(response.headers(), header::LOCATION), lands_on, "next={next}");
     }
+}
+
+#[tokio::test]
+async fn login_checks_the_provider_once_per_interval_and_refuses_a_dead_one() {
+    let app = TestApp::new();
+    start_login(&app, "").await;
+    start_login(&app, "").await;
+    assert_eq!(app.provider.pings(), 1, "a good answer stands for the interval");
+
+    // A provider failure during a callback makes the next /login check again.
+    let cookie = start_login(&app, "").await;
+    app.provider.set_outage(Some(AuthErrorKind::ProviderUnavailable));
+    let failed = app.get(&callback(OUTAGE_CODE), Some(&cookie)).await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    let refused = app.get("/login", None).await;
+    assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(app.provider.pings(), 2);
+    assert!(header(refused.headers(), header::SET_COOKIE).is_empty(), "a refused /login starts no session");
+    assert!(body_text(refused).await.contains("cannot be reached"));
+    // A failure stands for a short pause only, and is not asked again within it.
+    assert_eq!(app.get("/login", None).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(app.provider.pings(), 2);
+}
+
+#[tokio::test]
+async fn login_answers_504_when_the_provider_check_times_out_and_recovers() {
+    let app = TestApp::with(Options { provider_check_interval: Duration::from_millis(50), ..Options::default() });
+    app.provider.set_outage(Some(AuthErrorKind::ProviderTimeout));
+    let refused = app.get("/login", None).await;
+    assert_eq!(refused.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(body_text(refused).await.contains("not answering"));
+    app.provider.set_outage(None);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    start_login(&app, "").await;
+}
+
+#[tokio::test]
+async fn a_zero_interval_turns_the_provider_check_off() {
+    let app = TestApp::with(Options { provider_check_interval: Duration::ZERO, ..Options::default() });
+    app.provider.set_outage(Some(AuthErrorKind::ProviderUnavailable));
+    start_login(&app, "").await;
+    assert_eq!(app.provider.pings(), 0);
 }
 
 #[tokio::test]

@@ -3,14 +3,16 @@
 //! The router is the real one; the provider and the user store are fakes behind their traits; sessions live in
 //! tower-sessions' memory store, under the cookie name and flags production uses. Requests go through `oneshot`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header, request};
 use chrono::{DateTime, Utc};
-use signin_auth::{AuthError, Callback, IdentityProvider, LoginStart, PendingLogin};
+use signin_auth::{AuthError, AuthErrorKind, Callback, IdentityProvider, LoginStart, PendingLogin};
 use signin_domain::{Identity, ProfileClaims, RepositoryError, User, UserId, UserRepository};
 use signin_session::SessionSettings;
 use signin_web::{App, AppState, HealthCheck, Templates, WebSettings};
@@ -36,8 +38,32 @@ pub const NAME: &str = "Ada Lovelace";
 pub const EMAIL: &str = "ada@example.com";
 pub const PICTURE: &str = "https://pictures.example.com/ada.png";
 
+/// The code for which the fake provider's token endpoint fails (a provider outage during the callback).
+pub const OUTAGE_CODE: &str = "provider-outage";
+
 /// A provider that accepts [`GOOD_CODE`] (and [`UNVERIFIED_CODE`]) with the state it handed out, like a real one.
-pub struct FakeProvider;
+/// Its health check can be made to fail, and it counts the checks.
+#[derive(Clone, Default)]
+pub struct FakeProvider {
+    outage: Arc<Mutex<Option<AuthErrorKind>>>,
+    pings: Arc<AtomicUsize>,
+}
+
+impl FakeProvider {
+    /// From now on the health check fails with this kind (`ProviderTimeout` or `ProviderUnavailable`), or passes.
+    pub fn set_outage(&self, kind: Option<AuthErrorKind>) {
+        *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = kind;
+    }
+
+    /// How many health checks were made.
+    pub fn pings(&self) -> usize {
+        self.pings.load(Ordering::SeqCst)
+    }
+}
+
+fn unavailable() -> AuthError {
+    AuthError::ProviderUnavailable { reason: "connection refused".into(), source: None }
+}
 
 #[async_trait]
 impl IdentityProvider for FakeProvider {
@@ -65,6 +91,7 @@ impl IdentityProvider for FakeProvider {
         let verified = match callback.code.as_deref() {
             Some(GOOD_CODE) => true,
             Some(UNVERIFIED_CODE) => false,
+            Some(OUTAGE_CODE) => return Err(unavailable()),
             Some(_) => return Err(AuthError::CodeRejected { code: "invalid_grant".into() }),
             None => return Err(AuthError::MissingCode),
         };
@@ -77,6 +104,15 @@ impl IdentityProvider for FakeProvider {
             given_name: Some("Ada".into()),
             picture: Some(PICTURE.into()),
         })
+    }
+
+    async fn ping(&self) -> Result<(), AuthError> {
+        self.pings.fetch_add(1, Ordering::SeqCst);
+        match *self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(AuthErrorKind::ProviderTimeout) => Err(AuthError::ProviderTimeout),
+            Some(_) => Err(unavailable()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -124,11 +160,17 @@ pub struct Options {
     pub public_url: &'static str,
     pub max_body_bytes: usize,
     pub health: Vec<Arc<dyn HealthCheck>>,
+    pub provider_check_interval: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { public_url: ORIGIN, max_body_bytes: MAX_BODY, health: Vec::new() }
+        Self {
+            public_url: ORIGIN,
+            max_body_bytes: MAX_BODY,
+            health: Vec::new(),
+            provider_check_interval: WebSettings::new(ORIGIN.parse().expect("url")).provider_check_interval,
+        }
     }
 }
 
@@ -136,6 +178,7 @@ impl Default for Options {
 pub struct TestApp {
     router: Router,
     pub users: FakeUsers,
+    pub provider: FakeProvider,
 }
 
 impl TestApp {
@@ -153,9 +196,11 @@ impl TestApp {
         let users = FakeUsers::default();
         let mut settings = WebSettings::new(options.public_url.parse().expect("public url"));
         settings.max_body_bytes = options.max_body_bytes;
+        settings.provider_check_interval = options.provider_check_interval;
+        let provider = FakeProvider::default();
         let app = App {
             users: Arc::new(users.clone()),
-            identity: Arc::new(FakeProvider),
+            identity: Arc::new(provider.clone()),
             templates: Templates::new().expect("templates"),
             settings,
             health: options.health,
@@ -166,7 +211,7 @@ impl TestApp {
             .with_same_site(SameSite::Lax)
             .with_secure(options.public_url.starts_with("https:"))
             .with_path("/");
-        Self { router: signin_web::router(AppState::new(app), sessions), users }
+        Self { router: signin_web::router(AppState::new(app), sessions), users, provider }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
