@@ -86,14 +86,33 @@ impl TestApp {
     }
 
     async fn start(listener: TcpListener, base: String, client: RegisteredClient, db_url: String) -> Self {
-        let addr = listener.local_addr().expect("addr");
-        let app =
-            Application::build_with_listener(settings(&db_url, &base, &client), listener).await.expect("app builds");
+        Self::start_tweaked(listener, base, client, db_url, |_| {}).await
+    }
+
+    /// Serves `settings` on `listener`; `base` is where requests go (the public URL may name another instance).
+    async fn launch(
+        listener: TcpListener,
+        base: String,
+        client: RegisteredClient,
+        db_url: String,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let app = Application::build_with_listener(settings, listener).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) }
+        Ok(Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) })
+    }
+
+    /// Another instance of the same deployment: same database, client and public URL (this instance's, as if a
+    /// load balancer stood there), on a port of its own.
+    pub async fn another_instance(&self) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let settings = settings(&self.db_url, &self.base, &self.client);
+        Self::launch(listener, base, self.client.clone(), self.db_url.clone(), settings).await.expect("app builds")
     }
 
     /// Stops the server and waits for it.
@@ -254,12 +273,7 @@ impl TestApp {
         let db_url = db.url();
         let mut settings = settings_for_provider(&db_url, &base, issuer, &client);
         tweak(&mut settings);
-        let app = Application::build_with_listener(settings, listener).await?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
-        Ok(Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) })
+        Self::launch(listener, base, client, db_url, settings).await
     }
 }
 
@@ -287,14 +301,8 @@ impl TestApp {
         db_url: String,
         tweak: impl FnOnce(&mut Settings),
     ) -> Self {
-        let addr = listener.local_addr().expect("addr");
         let mut settings = settings(&db_url, &base, &client);
         tweak(&mut settings);
-        let app = Application::build_with_listener(settings, listener).await.expect("app builds");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) }
+        Self::launch(listener, base, client, db_url, settings).await.expect("app builds")
     }
 }

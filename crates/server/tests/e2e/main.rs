@@ -6,4 +6,5 @@ mod concurrency;
 mod flow;
 mod helpers;
 mod hostile;
+mod instances;
 mod outage;
