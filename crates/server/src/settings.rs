@@ -62,8 +62,6 @@ pub struct DatabaseConfig {
 pub struct OidcConfig {
     /// Issuer identifier.
     pub issuer: String,
-    /// Name on the login button.
-    pub provider_name: String,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret.
