@@ -104,6 +104,16 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes` takes a comma-separated list.
+fn app_environment() -> config::Environment {
+    config::Environment::with_prefix("APP")
+        .prefix_separator("__")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("oidc.scopes")
+        .try_parsing(true)
+}
+
 impl Settings {
     /// Loads the settings from `SIGNIN_CONFIG_DIR` (default `./config`), the environment named by
     /// `APP_ENVIRONMENT`, and `APP__…` variables, and checks them.
@@ -133,14 +143,7 @@ impl Settings {
         }
         builder = builder.add_source(config::File::from(dir.join("local.toml")).required(false));
         if with_env {
-            builder = builder.add_source(
-                config::Environment::with_prefix("APP")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("oidc.scopes")
-                    .try_parsing(true),
-            );
+            builder = builder.add_source(app_environment());
         }
         builder.build().and_then(|c| c.try_deserialize()).context("reading the configuration")
     }
@@ -225,6 +228,33 @@ mod tests {
         let mut s = base();
         s.session.cookie_name = "bad name;".into();
         assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn environment_variables_override_the_files() {
+        let vars: std::collections::HashMap<String, String> = [
+            ("APP__SERVER__PORT", "8081"),
+            ("APP__SERVER__PUBLIC_URL", "https://login.example.com"),
+            ("APP__OIDC__CLIENT_ID", "123-abc.apps.googleusercontent.com"),
+            ("APP__OIDC__CLIENT_SECRET", "9876543210"),
+            ("APP__OIDC__SCOPES", "email,profile,openid"),
+            ("APP__SESSION__SECURE", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(app_environment().source(Some(vars)))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("layers parse");
+        assert_eq!(s.server.port, 8081);
+        assert_eq!(s.server.public_url.as_str(), "https://login.example.com/");
+        assert_eq!(s.oidc.client_id, "123-abc.apps.googleusercontent.com");
+        assert_eq!(s.oidc.client_secret.expose_secret(), "9876543210");
+        assert_eq!(s.oidc.scopes, ["email", "profile", "openid"]);
+        assert!(s.check().is_ok());
     }
 
     #[test]
