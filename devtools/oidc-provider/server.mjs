@@ -14,6 +14,8 @@
 //   DEV_OIDC_REDIRECT_URIS comma-separated redirect URIs of that client
 //                          (default http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback)
 //   DEV_OIDC_ISSUER_FILE   when set, the issuer URL is written there once the server listens
+//   DEV_OIDC_PKCE_REQUIRED "true" (default): every client must use PKCE; "false": PKCE is optional (still checked
+//                          when a client sends it). Only scripts/bench turns it off, for the tutorial app baseline.
 //
 // Dynamic client registration (`POST /reg`) is open so that each test can register a client for its own port.
 import { createServer } from 'node:http';
@@ -27,6 +29,11 @@ const clientSecret = process.env.DEV_OIDC_CLIENT_SECRET || 'dev-secret-not-for-p
 const redirectUris = (process.env.DEV_OIDC_REDIRECT_URIS ||
   'http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback')
   .split(',').map((s) => s.trim()).filter(Boolean);
+const pkceRequiredSetting = (process.env.DEV_OIDC_PKCE_REQUIRED || 'true').trim().toLowerCase();
+if (pkceRequiredSetting !== 'true' && pkceRequiredSetting !== 'false') {
+  throw new Error(`DEV_OIDC_PKCE_REQUIRED must be "true" or "false", not ${JSON.stringify(pkceRequiredSetting)}`);
+}
+const pkceRequired = pkceRequiredSetting === 'true';
 
 const server = createServer();
 await new Promise((resolve, reject) => {
@@ -155,7 +162,7 @@ const configuration = {
     devInteractions: { enabled: true },
     registration: { enabled: true },
   },
-  pkce: { required: () => true },
+  pkce: { required: () => pkceRequired },
   cookies: { keys: ['dev-only-cookie-key-change-me'] },
   ttl: { AuthorizationCode: 60, IdToken: 3600, AccessToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
 };
@@ -190,6 +197,6 @@ server.on('request', provider.callback());
 
 if (process.env.DEV_OIDC_ISSUER_FILE) writeFileSync(process.env.DEV_OIDC_ISSUER_FILE, issuer);
 console.log(`development OpenID provider listening; issuer ${issuer}`);
-console.log(`  client_id=${clientId} redirect_uris=${redirectUris.join(' ')}`);
+console.log(`  client_id=${clientId} redirect_uris=${redirectUris.join(' ')} pkce_required=${pkceRequired}`);
 
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));
