@@ -27,7 +27,7 @@ use signin_domain::ProfileClaims;
 use subtle::ConstantTimeEq as _;
 
 use crate::IdentityProvider;
-use crate::error::{AuthError, error_code};
+use crate::error::AuthError;
 use crate::http::HttpClient;
 use crate::login::{Callback, LoginStart, PendingLogin};
 
@@ -405,7 +405,7 @@ impl OidcClient {
 
     async fn complete_checked(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
         if let Some(error) = callback.error.as_deref() {
-            return Err(AuthError::Denied { code: error_code(error) });
+            return Err(AuthError::from_callback_error(error));
         }
         if !pending.state_matches(callback.state.as_deref()) {
             return Err(AuthError::StateMismatch);

@@ -99,10 +99,19 @@ impl AuthError {
         }
     }
 
+    /// The error for a callback that carries `error=…` (e.g. `access_denied` when the person pressed "Cancel"):
+    /// only a well-formed OAuth error code is kept.
+    pub fn from_callback_error(raw: &str) -> Self {
+        Self::Denied { code: error_code(raw) }
+    }
+
     /// A sentence for the person signing in: plain words, no internals.
     pub fn user_message(&self) -> &'static str {
         match self {
-            Self::Denied { .. } => "Sign-in was cancelled or refused by the sign-in provider.",
+            Self::Denied { code } if code == "access_denied" => {
+                "Sign-in was cancelled. You can try again whenever you like."
+            }
+            Self::Denied { .. } => "The sign-in provider refused the sign-in. Please try again.",
             Self::LoginExpired => "The sign-in took too long. Please start again.",
             Self::StateMismatch => "This sign-in link is no longer valid. Please start again.",
             Self::CallbackIssuerMismatch

@@ -32,9 +32,6 @@ pub enum AppError {
     /// A template failed to render.
     #[error("template failed: {0}")]
     Template(#[from] minijinja::Error),
-    /// The provider sent `error=…` to the callback (e.g. `access_denied` when the user cancelled).
-    #[error("the provider refused the sign-in: {0}")]
-    ProviderDenied(String),
     /// The provider did not answer the check `/login` makes before sending anyone there.
     #[error("the sign-in provider is not answering: {reason}")]
     ProviderDown {
@@ -138,18 +135,6 @@ impl AppError {
             AppError::Session(_) | AppError::Repository(_) | AppError::Template(_) => {
                 ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            AppError::ProviderDenied(code) => ErrorPage {
-                show_login: true,
-                ..ErrorPage::new(
-                    StatusCode::FORBIDDEN,
-                    "Sign-in cancelled",
-                    if code == "access_denied" {
-                        "Sign-in was cancelled. You can try again whenever you like."
-                    } else {
-                        "The sign-in provider refused the sign-in. Please try again."
-                    },
-                )
-            },
             AppError::ProviderDown { timed_out: true, .. } => ErrorPage::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "Sign-in provider timeout",

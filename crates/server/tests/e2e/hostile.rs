@@ -286,7 +286,7 @@ const REJECTED: &str = "the ID token was rejected";
 
 refused! {
     hostile_rejects_authorize_denied: fault(Fault::AuthorizeDenied)
-        => FORBIDDEN, "Sign-in was cancelled", "the provider refused the sign-in: access_denied";
+        => FORBIDDEN, "Sign-in was cancelled", "the provider refused the sign-in (access_denied)";
     hostile_rejects_id_token_issuer_mismatch: fault(Fault::IdTokenIssuerMismatch)
         => BAD_REQUEST, SIGN_IN_FAILED, REJECTED;
     hostile_rejects_callback_iss_mismatch: fault(Fault::CallbackIssMismatch)

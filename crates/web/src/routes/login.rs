@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::response::Redirect;
 use axum::routing::get;
 use serde::Deserialize;
-use signin_auth::{AuthErrorKind, Callback, PendingLogin};
+use signin_auth::{AuthError, AuthErrorKind, Callback, PendingLogin};
 use signin_domain::{Identity, LocalPath};
 use signin_session::AuthSession;
 use tower_sessions::{Expiry, Session};
@@ -24,11 +24,6 @@ pub(crate) struct LoginQuery {
 
 fn to_time(d: std::time::Duration) -> tower_sessions::cookie::time::Duration {
     tower_sessions::cookie::time::Duration::try_from(d).unwrap_or(tower_sessions::cookie::time::Duration::MAX)
-}
-
-/// The provider's `error` value for the log: OAuth error codes are short ASCII words; anything else is cut.
-fn sanitize_error_code(raw: &str) -> String {
-    raw.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
 }
 
 mod get {
@@ -86,7 +81,7 @@ mod get {
     ) -> Result<Redirect, AppError> {
         if let Some(code) = callback.error.as_deref() {
             // The user cancelled, or the provider refused: say so on the login page, whatever else came along.
-            return Err(AppError::ProviderDenied(sanitize_error_code(code)));
+            return Err(AuthError::from_callback_error(code).into());
         }
         let Some((pending, next)) = pending else {
             return Err(AppError::NoPendingLogin);
