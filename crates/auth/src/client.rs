@@ -18,7 +18,7 @@ use openidconnect::{
     AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
     CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken,
     IdTokenVerifier, IssuerUrl, JsonWebKey as _, JsonWebKeySet, JsonWebKeySetUrl, JwsSigningAlgorithm as _,
-    LocalizedClaim, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
+    LocalizedClaim, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
     SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -26,13 +26,16 @@ use serde::{Deserialize, Serialize};
 use signin_domain::ProfileClaims;
 use subtle::ConstantTimeEq as _;
 
-use crate::IdentityProvider;
+use crate::claims::{Claims, SignedIn, Tokens};
 use crate::error::AuthError;
 use crate::http::HttpClient;
-use crate::login::{Callback, LoginStart, PendingLogin};
+use crate::login::{AuthorizationRequest, Provider};
 
-/// How to reach and trust one OpenID provider.
-#[derive(Clone)]
+/// How to reach and trust one OpenID provider; deserialises from the `[oidc]` configuration section.
+///
+/// Durations are seconds (`10`) or forms such as `"10s"`, `"1m"`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// The issuer, e.g. `https://accounts.google.com`; must equal the discovery document's `issuer` exactly.
     pub issuer: String,
@@ -40,36 +43,67 @@ pub struct ProviderSettings {
     pub client_id: String,
     /// Our client secret at the provider.
     pub client_secret: SecretString,
-    /// Where the provider sends the browser back: `<public base>/login/callback`.
-    pub redirect_url: url::Url,
-    /// Scopes besides `openid` (which is always requested).
+    /// The name pages call the provider by; default "Google" for Google's issuer, else the issuer's host.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Scopes besides `openid` (which is always requested); default `email`, `profile`.
+    #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
-    /// Limit for each HTTP call to the provider.
+    /// Limit for each HTTP call to the provider (default 10 s).
+    #[serde(default = "default_http_timeout", with = "signin_domain::duration")]
     pub http_timeout: Duration,
-    /// Allowed clock difference for `exp`, `iat` and `nbf`.
+    /// Allowed clock difference for `exp`, `iat` and `nbf` (default 60 s).
+    #[serde(default = "default_clock_leeway", with = "signin_domain::duration")]
     pub clock_leeway: Duration,
-    /// Largest response body read from the provider.
+    /// Largest response body read from the provider (default 1 MiB).
+    #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+}
+
+/// Google's issuer identifier.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+fn default_scopes() -> Vec<String> {
+    vec!["email".to_owned(), "profile".to_owned()]
+}
+fn default_http_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_clock_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_response_bytes() -> usize {
+    1024 * 1024
 }
 
 impl ProviderSettings {
     /// Settings with defaults: scopes `email` and `profile`, 10 s timeout, 60 s leeway, 1 MiB responses.
-    pub fn new(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: SecretString,
-        redirect_url: url::Url,
-    ) -> Self {
+    pub fn new(issuer: impl Into<String>, client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             issuer: issuer.into(),
             client_id: client_id.into(),
             client_secret,
-            redirect_url,
-            scopes: vec!["email".to_owned(), "profile".to_owned()],
-            http_timeout: Duration::from_secs(10),
-            clock_leeway: Duration::from_secs(60),
-            max_response_bytes: 1024 * 1024,
+            display_name: None,
+            scopes: default_scopes(),
+            http_timeout: default_http_timeout(),
+            clock_leeway: default_clock_leeway(),
+            max_response_bytes: default_max_response_bytes(),
         }
+    }
+
+    /// The name pages call the provider by: the configured one, "Google" for Google's issuer, else the issuer's
+    /// host.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = self.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty()) {
+            return name.to_owned();
+        }
+        if self.issuer == GOOGLE_ISSUER {
+            return "Google".to_owned();
+        }
+        url::Url::parse(&self.issuer)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| self.issuer.clone())
     }
 }
 
@@ -79,7 +113,7 @@ impl fmt::Debug for ProviderSettings {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
-            .field("redirect_url", &self.redirect_url.as_str())
+            .field("display_name", &self.display_name)
             .field("scopes", &self.scopes)
             .field("http_timeout", &self.http_timeout)
             .field("clock_leeway", &self.clock_leeway)
@@ -164,6 +198,7 @@ pub struct OidcClient {
 
 struct Inner {
     settings: ProviderSettings,
+    display_name: String,
     issuer: IssuerUrl,
     client: RpClient,
     http: HttpClient,
@@ -190,8 +225,9 @@ enum Rejection {
 
 impl OidcClient {
     /// Fetches the discovery document and the key set, and checks that they can work. Call this at start-up.
+    /// `redirect_url` is where the provider sends the browser back (the callback registered with it).
     #[tracing::instrument(skip_all, fields(oidc.issuer = %settings.issuer))]
-    pub async fn discover(settings: ProviderSettings) -> Result<Self, AuthError> {
+    pub async fn discover(settings: ProviderSettings, redirect_url: url::Url) -> Result<Self, AuthError> {
         let http = HttpClient::new(settings.http_timeout, settings.max_response_bytes).map_err(|err| {
             AuthError::ProviderUnavailable {
                 reason: "cannot build the HTTP client".into(),
@@ -229,7 +265,7 @@ impl OidcClient {
         };
         let jwks_url = metadata.jwks_uri().clone();
         let keys = metadata.jwks().clone();
-        let redirect = RedirectUrl::from_url(settings.redirect_url.clone());
+        let redirect = RedirectUrl::from_url(redirect_url);
         let client: RpClient = openidconnect::Client::from_provider_metadata(
             metadata,
             ClientId::new(settings.client_id.clone()),
@@ -242,6 +278,7 @@ impl OidcClient {
         tracing::info!(oidc.keys = keys.keys().len(), "OpenID provider discovered");
         Ok(Self {
             inner: Arc::new(Inner {
+                display_name: settings.display_name(),
                 settings,
                 issuer,
                 client,
@@ -340,7 +377,7 @@ impl OidcClient {
         raw: &str,
         nonce: &Nonce,
         access_token: &AccessToken,
-    ) -> Result<CoreIdTokenClaims, AuthError> {
+    ) -> Result<(CoreIdTokenClaims, serde_json::Map<String, serde_json::Value>), AuthError> {
         let token = CoreIdToken::from_str(raw)
             .map_err(|err| AuthError::invalid_token(format!("the ID token is malformed: {err}")))?;
         let first = self.verify_with(&token, &self.current_keys(), nonce, access_token);
@@ -356,12 +393,16 @@ impl OidcClient {
             Rejection::NoKey => AuthError::invalid_token("no provider key matches the token's signature"),
             Rejection::Invalid(reason) => AuthError::invalid_token(reason),
         })?;
-        self.check_extra_claims(raw, &claims)?;
-        Ok(claims)
+        let payload = self.check_extra_claims(raw, &claims)?;
+        Ok((claims, payload))
     }
 
-    /// The checks openidconnect leaves to us: `azp` and `nbf`.
-    fn check_extra_claims(&self, raw: &str, claims: &CoreIdTokenClaims) -> Result<(), AuthError> {
+    /// The checks openidconnect leaves to us, `azp` and `nbf`; returns the (verified) payload's claims.
+    fn check_extra_claims(
+        &self,
+        raw: &str,
+        claims: &CoreIdTokenClaims,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
         let client_id = &self.inner.settings.client_id;
         if let Some(azp) = claims.authorized_party()
             && azp.as_str() != client_id
@@ -369,24 +410,20 @@ impl OidcClient {
             return Err(AuthError::invalid_token(format!("azp `{}` is not our client", azp.as_str())));
         }
         // The signature is verified by now, so the payload is the provider's.
-        #[derive(Deserialize)]
-        struct NotBefore {
-            nbf: Option<serde_json::Value>,
-        }
         let payload = raw
             .split('.')
             .nth(1)
             .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
-            .and_then(|bytes| serde_json::from_slice::<NotBefore>(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
             .ok_or_else(|| AuthError::invalid_token("the ID token payload is unreadable"))?;
-        if let Some(nbf) = payload.nbf {
+        if let Some(nbf) = payload.get("nbf") {
             let nbf = nbf.as_f64().ok_or_else(|| AuthError::invalid_token("nbf is not a number"))?;
             let latest = Utc::now().timestamp() as f64 + self.inner.settings.clock_leeway.as_secs_f64();
             if nbf > latest {
                 return Err(AuthError::invalid_token("the token is not valid yet (nbf)"));
             }
         }
-        Ok(())
+        Ok(payload)
     }
 
     async fn user_info(&self, access_token: AccessToken, subject: &str) -> Result<CoreUserInfoClaims, AuthError> {
@@ -403,30 +440,12 @@ impl OidcClient {
         Ok(info)
     }
 
-    async fn complete_checked(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
-        if let Some(error) = callback.error.as_deref() {
-            return Err(AuthError::from_callback_error(error));
-        }
-        if !pending.state_matches(callback.state.as_deref()) {
-            return Err(AuthError::StateMismatch);
-        }
-        let settings = &self.inner.settings;
-        if pending.is_expired(Utc::now().timestamp(), settings.clock_leeway) {
-            return Err(AuthError::LoginExpired);
-        }
-        // RFC 9207: a provider that sends `iss` tells us who issued the code; it must be the one we asked.
-        if let Some(iss) = callback.iss.as_deref()
-            && iss != settings.issuer
-        {
-            return Err(AuthError::CallbackIssuerMismatch);
-        }
-        let code = callback.code.filter(|code| !code.is_empty()).ok_or(AuthError::MissingCode)?;
-
+    async fn redeem_code(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {
         let reply = self
             .inner
             .client
-            .exchange_code(AuthorizationCode::new(code))
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
             .request_async(&self.inner.http)
             .await?;
         let raw = reply
@@ -436,7 +455,7 @@ impl OidcClient {
             .as_deref()
             .ok_or_else(|| AuthError::invalid_token("the token response has no ID token"))?;
         let access_token = reply.access_token();
-        let claims = self.verify_id_token(raw, &Nonce::new(pending.nonce), access_token).await?;
+        let (claims, payload) = self.verify_id_token(raw, &Nonce::new(nonce.to_owned()), access_token).await?;
 
         let mut profile = ProfileClaims {
             issuer: claims.issuer().as_str().to_owned(),
@@ -457,7 +476,13 @@ impl OidcClient {
                 profile.given_name.or_else(|| default_value(info.given_name()).map(|n| n.as_str().to_owned()));
             profile.picture = profile.picture.or_else(|| default_value(info.picture()).map(|u| u.as_str().to_owned()));
         }
-        Ok(profile)
+        let tokens = Tokens::new(
+            SecretString::from(access_token.secret().clone()),
+            reply.refresh_token().map(|token| SecretString::from(token.secret().clone())),
+            SecretString::from(raw.to_owned()),
+            reply.expires_in(),
+        );
+        Ok(SignedIn { claims: Claims { profile, additional: Claims::additional_from(payload) }, tokens })
     }
 }
 
@@ -468,33 +493,40 @@ fn default_value<T>(claim: Option<&LocalizedClaim<T>>) -> Option<&T> {
 }
 
 #[async_trait::async_trait]
-impl IdentityProvider for OidcClient {
-    fn begin(&self) -> LoginStart {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self
+impl Provider for OidcClient {
+    fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+
+    fn display_name(&self) -> &str {
+        &self.inner.display_name
+    }
+
+    fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url {
+        let (state, nonce) = (request.state.to_owned(), request.nonce.to_owned());
+        let mut authorize = self
             .inner
             .client
-            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
-            .set_pkce_challenge(challenge);
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
+            .add_extra_param("code_challenge", request.code_challenge)
+            .add_extra_param("code_challenge_method", "S256");
         for scope in self.inner.settings.scopes.iter().filter(|scope| scope.as_str() != "openid") {
-            request = request.add_scope(Scope::new(scope.clone()));
+            authorize = authorize.add_scope(Scope::new(scope.clone()));
         }
-        let (authorize_url, state, nonce) = request.url();
-        LoginStart {
-            authorize_url,
-            pending: PendingLogin {
-                state: state.into_secret(),
-                nonce: nonce.secret().clone(),
-                pkce_verifier: verifier.into_secret(),
-                created_at: Utc::now().timestamp(),
-            },
+        if let Some(hint) = request.login_hint {
+            authorize = authorize.set_login_hint(LoginHint::new(hint.to_owned()));
         }
+        authorize.url().0
     }
 
     /// Errors are returned, not logged: the caller logs each failure once, where it handles it.
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
-    async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
-        self.complete_checked(pending, callback).await
+    async fn redeem(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {
+        self.redeem_code(code, pkce_verifier, nonce).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -509,12 +541,8 @@ mod tests {
 
     #[test]
     fn settings_debug_hides_the_secret() {
-        let settings = ProviderSettings::new(
-            "https://accounts.google.com",
-            "client-1",
-            SecretString::from("very-secret-value"),
-            url::Url::parse("https://app.example/login/callback").expect("url"),
-        );
+        let settings =
+            ProviderSettings::new("https://accounts.google.com", "client-1", SecretString::from("very-secret-value"));
         let out = format!("{settings:?}");
         assert!(!out.contains("very-secret-value"), "{out}");
         assert!(out.contains("client-1") && out.contains("[redacted]"));
@@ -522,6 +550,15 @@ mod tests {
         assert_eq!(settings.http_timeout, Duration::from_secs(10));
         assert_eq!(settings.clock_leeway, Duration::from_secs(60));
         assert_eq!(settings.max_response_bytes, 1024 * 1024);
+        assert_eq!(settings.display_name(), "Google");
+    }
+
+    #[test]
+    fn other_providers_are_named_by_config_or_host() {
+        let mut settings = ProviderSettings::new("https://login.example.org/realm", "c", SecretString::from("s"));
+        assert_eq!(settings.display_name(), "login.example.org");
+        settings.display_name = Some("Example SSO".into());
+        assert_eq!(settings.display_name(), "Example SSO");
     }
 
     #[test]

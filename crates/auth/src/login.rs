@@ -1,15 +1,64 @@
-//! The state of a login between `begin` and `complete`, and the callback's query.
+//! One sign-in attempt from start to finish: [`LoginFlow`] owns every protocol rule (fresh secrets, `error=`,
+//! `state`, the attempt's age, RFC 9207 `iss`, a present code); a [`Provider`] only plays the provider.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-/// How long a pending login stays usable.
-pub const PENDING_LOGIN_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+use crate::claims::SignedIn;
+use crate::error::AuthError;
 
-/// What [`crate::IdentityProvider::begin`] returns.
+/// How far in the future an attempt's start time may lie (clocks of several instances differ a little).
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// What the browser is sent to the provider with: the values [`LoginFlow::begin`] made for one attempt.
+#[derive(Clone, Copy)]
+pub struct AuthorizationRequest<'a> {
+    /// The `state` parameter.
+    pub state: &'a str,
+    /// The `nonce` parameter.
+    pub nonce: &'a str,
+    /// The PKCE S256 `code_challenge` (already hashed and encoded).
+    pub code_challenge: &'a str,
+    /// A `login_hint`, when the caller has one.
+    pub login_hint: Option<&'a str>,
+}
+
+/// The provider's side of a sign-in. [`crate::OidcClient`] is the real one; tests put a fake here.
+///
+/// An implementation formats the authorization URL and redeems codes; it makes no decision about `state`, expiry or
+/// the callback's parameters: [`LoginFlow`] has made those before [`Provider::redeem`] is called.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The issuer identifier, exactly as configured (RFC 9207 compares the callback's `iss` with it).
+    fn issuer(&self) -> &str;
+
+    /// The name people know the provider by ("Google"), for pages.
+    fn display_name(&self) -> &str;
+
+    /// The authorization endpoint's URL with every parameter of the request (response type `code`, client id,
+    /// redirect URI, scopes, `state`, `nonce`, PKCE S256).
+    fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url;
+
+    /// Exchanges the code (with the PKCE verifier), verifies the ID token against `nonce`, and returns the claims and
+    /// tokens.
+    async fn redeem(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError>;
+
+    /// Whether the provider answers (readiness, and the check before sending anyone there).
+    async fn ping(&self) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
+
+/// What [`LoginFlow::begin`] returns.
 #[derive(Debug)]
 pub struct LoginStart {
     /// Where to send the browser (the provider's authorization endpoint with all parameters).
@@ -20,15 +69,19 @@ pub struct LoginStart {
 
 /// The secrets of one login attempt: the `state` (CSRF), the `nonce`, the PKCE verifier and when it started.
 ///
-/// It serialises so that it can live in a server-side session. Never send it to the browser. Its `Debug` output
-/// shows nothing but the start time.
+/// It serialises so that the caller can keep it (an encrypted cookie, a server-side session); only
+/// [`LoginFlow::begin`] makes one. Its `Debug` output shows nothing but the start time.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
-    pub(crate) state: String,
-    pub(crate) nonce: String,
-    pub(crate) pkce_verifier: String,
+    #[serde(rename = "s")]
+    state: String,
+    #[serde(rename = "n")]
+    nonce: String,
+    #[serde(rename = "v")]
+    pkce_verifier: String,
     /// Unix seconds.
-    pub(crate) created_at: i64,
+    #[serde(rename = "t")]
+    created_at: i64,
 }
 
 impl PendingLogin {
@@ -37,15 +90,21 @@ impl PendingLogin {
         self.created_at
     }
 
+    /// The `state` this attempt sent. It travels in URLs, so it is no secret once sent; callers use it to find
+    /// the attempt a callback belongs to.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
     /// Compares the callback's `state` with ours in constant time; a missing state never matches.
-    pub(crate) fn state_matches(&self, state: Option<&str>) -> bool {
+    fn state_matches(&self, state: Option<&str>) -> bool {
         state.is_some_and(|state| bool::from(state.as_bytes().ct_eq(self.state.as_bytes())))
     }
 
-    /// Whether the login started too long ago at `now` (Unix seconds), or implausibly far in the future.
-    pub(crate) fn is_expired(&self, now: i64, leeway: Duration) -> bool {
+    /// Whether the login started longer than `max_age` before `now` (Unix seconds), or implausibly far ahead.
+    fn is_expired(&self, now: i64, max_age: Duration) -> bool {
         let age = now.saturating_sub(self.created_at);
-        age > PENDING_LOGIN_MAX_AGE.as_secs() as i64 || age < -(leeway.as_secs() as i64)
+        age > i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX) || age < -(CLOCK_SKEW.as_secs() as i64)
     }
 }
 
@@ -91,9 +150,102 @@ impl fmt::Debug for Callback {
     }
 }
 
+/// Sign-in attempts with one provider: makes each attempt's secrets and checks the callback against them before
+/// the provider redeems the code. Cheap to clone.
+#[derive(Clone)]
+pub struct LoginFlow {
+    provider: Arc<dyn Provider>,
+    max_age: Duration,
+}
+
+impl fmt::Debug for LoginFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginFlow")
+            .field("issuer", &self.provider.issuer())
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginFlow {
+    /// Attempts with `provider` that must be completed within `max_age`.
+    pub fn new(provider: Arc<dyn Provider>, max_age: Duration) -> Self {
+        Self { provider, max_age }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &dyn Provider {
+        self.provider.as_ref()
+    }
+
+    /// How long an attempt may take.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// Starts an attempt: a fresh `state` and `nonce` (32 random bytes each) and a PKCE S256 verifier (32 random
+    /// bytes, RFC 7636 §4.1). Keep the [`PendingLogin`] and send the browser to the URL.
+    pub fn begin(&self, login_hint: Option<&str>) -> LoginStart {
+        let pending = PendingLogin {
+            state: random_token(),
+            nonce: random_token(),
+            pkce_verifier: random_token(),
+            created_at: Utc::now().timestamp(),
+        };
+        let code_challenge = pkce_challenge(&pending.pkce_verifier);
+        let authorize_url = self.provider.authorization_url(AuthorizationRequest {
+            state: &pending.state,
+            nonce: &pending.nonce,
+            code_challenge: &code_challenge,
+            login_hint,
+        });
+        LoginStart { authorize_url, pending }
+    }
+
+    /// Checks the callback against the attempt, in this order: `error=` (→ `Denied`), `state` (constant time), the
+    /// attempt's age, `iss` when sent (RFC 9207), a present code; then the provider redeems the code.
+    ///
+    /// The caller must have removed the attempt from wherever it kept it, so that the callback cannot be replayed.
+    /// Errors are returned, not logged: the caller logs each failure once, where it handles it.
+    pub async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<SignedIn, AuthError> {
+        if let Some(error) = callback.error.as_deref() {
+            return Err(AuthError::from_callback_error(error));
+        }
+        if !pending.state_matches(callback.state.as_deref()) {
+            return Err(AuthError::StateMismatch);
+        }
+        if pending.is_expired(Utc::now().timestamp(), self.max_age) {
+            return Err(AuthError::LoginExpired);
+        }
+        if let Some(iss) = callback.iss.as_deref()
+            && iss != self.provider.issuer()
+        {
+            return Err(AuthError::CallbackIssuerMismatch);
+        }
+        let code = callback.code.filter(|code| !code.is_empty()).ok_or(AuthError::MissingCode)?;
+        self.provider.redeem(&code, &pending.pkce_verifier, &pending.nonce).await
+    }
+}
+
+/// 32 bytes from the thread's CSPRNG, base64url without padding (43 characters).
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// RFC 7636 S256: `BASE64URL(SHA256(verifier))`.
+fn pkce_challenge(verifier: &str) -> String {
+    use sha2::Digest as _;
+    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::claims::{Claims, Tokens};
 
     fn pending(created_at: i64) -> PendingLogin {
         PendingLogin {
@@ -102,6 +254,44 @@ mod tests {
             pkce_verifier: "verifier-ghi".into(),
             created_at,
         }
+    }
+
+    /// Records what it was asked to redeem; every code signs "ada" in.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, String, String)>>);
+
+    #[async_trait]
+    impl Provider for Recorder {
+        fn issuer(&self) -> &str {
+            "https://idp.example"
+        }
+        fn display_name(&self) -> &str {
+            "Example"
+        }
+        fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url {
+            let mut url = url::Url::parse("https://idp.example/authorize").expect("url");
+            url.query_pairs_mut()
+                .append_pair("state", request.state)
+                .append_pair("nonce", request.nonce)
+                .append_pair("code_challenge", request.code_challenge);
+            url
+        }
+        async fn redeem(&self, code: &str, verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {
+            self.0.lock().expect("lock").push((code.into(), verifier.into(), nonce.into()));
+            Ok(SignedIn {
+                claims: Claims::new(self.issuer(), "ada"),
+                tokens: Tokens::new("access".into(), None, "id-token".into(), None),
+            })
+        }
+    }
+
+    fn flow() -> (Arc<Recorder>, LoginFlow) {
+        let recorder = Arc::new(Recorder::default());
+        (recorder.clone(), LoginFlow::new(recorder, Duration::from_secs(600)))
+    }
+
+    fn callback(state: &str) -> Callback {
+        Callback { code: Some("the-code".into()), state: Some(state.into()), ..Callback::default() }
     }
 
     #[test]
@@ -114,14 +304,69 @@ mod tests {
     }
 
     #[test]
-    fn pending_logins_expire_after_ten_minutes() {
-        let leeway = Duration::from_secs(60);
+    fn pending_logins_expire_after_their_max_age() {
+        let max_age = Duration::from_secs(600);
         let p = pending(1_000_000);
-        assert!(!p.is_expired(1_000_000, leeway));
-        assert!(!p.is_expired(1_000_000 + 600, leeway));
-        assert!(p.is_expired(1_000_000 + 601, leeway));
-        assert!(!p.is_expired(1_000_000 - 60, leeway), "a little clock skew is fine");
-        assert!(p.is_expired(1_000_000 - 3600, leeway), "a start time far in the future is refused");
+        assert!(!p.is_expired(1_000_000, max_age));
+        assert!(!p.is_expired(1_000_000 + 600, max_age));
+        assert!(p.is_expired(1_000_000 + 601, max_age));
+        assert!(!p.is_expired(1_000_000 - 60, max_age), "a little clock skew is fine");
+        assert!(p.is_expired(1_000_000 - 3600, max_age), "a start time far in the future is refused");
+        assert!(p.is_expired(1_000_000 + 61, Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn begin_makes_fresh_secrets_and_an_s256_challenge() {
+        let (_, flow) = flow();
+        let a = flow.begin(None);
+        let b = flow.begin(None);
+        assert_ne!(a.pending.state, b.pending.state);
+        assert_ne!(a.pending.nonce, b.pending.nonce);
+        assert_ne!(a.pending.pkce_verifier, b.pending.pkce_verifier);
+        assert_eq!(a.pending.state.len(), 43);
+        let query: std::collections::HashMap<_, _> = a.authorize_url.query_pairs().into_owned().collect();
+        assert_eq!(query["state"], a.pending.state);
+        assert_eq!(query["nonce"], a.pending.nonce);
+        assert_eq!(query["code_challenge"], pkce_challenge(&a.pending.pkce_verifier));
+        // RFC 7636 appendix B.
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[tokio::test]
+    async fn complete_checks_the_callback_before_the_provider_sees_it() {
+        let (recorder, flow) = flow();
+        let start = flow.begin(None);
+        let state = start.pending.state().to_owned();
+        type Expected = fn(&AuthError) -> bool;
+        let cases: Vec<(Callback, Expected)> = vec![
+            (
+                Callback { error: Some("access_denied".into()), ..callback(&state) },
+                |e| matches!(e, AuthError::Denied { code } if code == "access_denied"),
+            ),
+            (callback("other-state"), |e| matches!(e, AuthError::StateMismatch)),
+            (Callback { state: None, ..callback(&state) }, |e| matches!(e, AuthError::StateMismatch)),
+            (Callback { iss: Some("https://evil.example".into()), ..callback(&state) }, |e| {
+                matches!(e, AuthError::CallbackIssuerMismatch)
+            }),
+            (Callback { code: None, ..callback(&state) }, |e| matches!(e, AuthError::MissingCode)),
+            (Callback { code: Some(String::new()), ..callback(&state) }, |e| matches!(e, AuthError::MissingCode)),
+        ];
+        for (cb, expected) in cases {
+            let err = flow.complete(start.pending.clone(), cb.clone()).await.expect_err("refused");
+            assert!(expected(&err), "{cb:?} gave {err:?}");
+        }
+        let old = PendingLogin { created_at: start.pending.created_at - 601, ..start.pending.clone() };
+        assert!(matches!(flow.complete(old, callback(&state)).await, Err(AuthError::LoginExpired)));
+        assert!(recorder.0.lock().expect("lock").is_empty(), "no refused callback reached the provider");
+
+        let ok = Callback { iss: Some("https://idp.example".into()), ..callback(&state) };
+        let signed_in = flow.complete(start.pending.clone(), ok).await.expect("signed in");
+        assert_eq!(signed_in.claims.profile.subject, "ada");
+        let calls = recorder.0.lock().expect("lock").clone();
+        assert_eq!(calls, [("the-code".to_owned(), start.pending.pkce_verifier.clone(), start.pending.nonce.clone())]);
     }
 
     #[test]
@@ -146,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_login_survives_a_session_round_trip() {
+    fn pending_login_survives_a_round_trip() {
         let json = serde_json::to_string(&pending(7)).expect("serialise");
         let back: PendingLogin = serde_json::from_str(&json).expect("deserialise");
         assert!(back.state_matches(Some("state-abc")));

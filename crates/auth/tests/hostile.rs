@@ -7,33 +7,42 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use std::sync::Arc;
+
 use signin_auth::{
-    AuthError, AuthErrorKind, Callback, IdentityProvider, LoginStart, OidcClient, PendingLogin, ProviderSettings,
+    AuthError, AuthErrorKind, Callback, LoginFlow, LoginStart, OidcClient, PendingLogin, ProviderSettings, SignedIn,
 };
 use signin_domain::{Identity, IdentityError, ProfileClaims};
 use signin_hostile_idp::{CLIENT_SECRET, Fault, HostileIdp, SUBJECT, Scenario};
 use url::Url;
 
+/// How long a pending login stays usable in these tests.
+const MAX_AGE: Duration = Duration::from_secs(600);
+
 fn settings(idp: &HostileIdp) -> ProviderSettings {
-    let mut settings = ProviderSettings::new(
-        idp.issuer(),
-        idp.client_id(),
-        SecretString::from(idp.client_secret()),
-        Url::parse("http://127.0.0.1:9/login/callback").expect("static URL"),
-    );
+    let mut settings = ProviderSettings::new(idp.issuer(), idp.client_id(), SecretString::from(idp.client_secret()));
     settings.http_timeout = Duration::from_secs(5);
     settings
 }
 
-async fn start_with(scenario: Scenario, tweak: impl FnOnce(&mut ProviderSettings)) -> (HostileIdp, OidcClient) {
+/// The callback the hostile provider sends browsers back to.
+fn redirect() -> Url {
+    Url::parse("http://127.0.0.1:9/login/callback").expect("static URL")
+}
+
+async fn discover(settings: ProviderSettings) -> Result<OidcClient, AuthError> {
+    OidcClient::discover(settings, redirect()).await
+}
+
+async fn start_with(scenario: Scenario, tweak: impl FnOnce(&mut ProviderSettings)) -> (HostileIdp, LoginFlow) {
     let idp = HostileIdp::start(scenario).await.expect("hostile idp starts");
     let mut settings = settings(&idp);
     tweak(&mut settings);
-    let client = OidcClient::discover(settings).await.expect("discovery succeeds");
-    (idp, client)
+    let client = discover(settings).await.expect("discovery succeeds");
+    (idp, LoginFlow::new(Arc::new(client), MAX_AGE))
 }
 
-async fn start(scenario: Scenario) -> (HostileIdp, OidcClient) {
+async fn start(scenario: Scenario) -> (HostileIdp, LoginFlow) {
     start_with(scenario, |_| {}).await
 }
 
@@ -63,25 +72,23 @@ async fn browse(login: &LoginStart) -> Callback {
 /// Everything that must never show up in an error message for this login.
 fn secrets(pending: &PendingLogin, callback: &Callback) -> Vec<String> {
     let json = serde_json::to_value(pending).expect("pending serialises");
-    let mut out: Vec<String> = ["state", "nonce", "pkce_verifier"]
-        .iter()
-        .filter_map(|field| json.get(field).and_then(Value::as_str).map(str::to_owned))
-        .collect();
+    let mut out: Vec<String> =
+        ["s", "n", "v"].iter().filter_map(|field| json.get(field).and_then(Value::as_str).map(str::to_owned)).collect();
     out.extend(callback.code.clone());
     out.push(CLIENT_SECRET.to_owned());
     out
 }
 
 /// Begins a login, follows the redirect and completes it.
-async fn sign_in(client: &OidcClient) -> (Result<ProfileClaims, AuthError>, Vec<String>) {
-    let login = client.begin();
+async fn sign_in(client: &LoginFlow) -> (Result<SignedIn, AuthError>, Vec<String>) {
+    let login = client.begin(None);
     let callback = browse(&login).await;
     let secrets = secrets(&login.pending, &callback);
     (client.complete(login.pending, callback).await, secrets)
 }
 
 #[track_caller]
-fn assert_rejected(outcome: (Result<ProfileClaims, AuthError>, Vec<String>), kind: AuthErrorKind) -> AuthError {
+fn assert_rejected(outcome: (Result<SignedIn, AuthError>, Vec<String>), kind: AuthErrorKind) -> AuthError {
     let (result, secrets) = outcome;
     let err = match result {
         Ok(claims) => panic!("expected a {kind:?} rejection, got {claims:?}"),
@@ -96,9 +103,9 @@ fn assert_rejected(outcome: (Result<ProfileClaims, AuthError>, Vec<String>), kin
 }
 
 #[track_caller]
-fn assert_signed_in(outcome: (Result<ProfileClaims, AuthError>, Vec<String>)) -> ProfileClaims {
+fn assert_signed_in(outcome: (Result<SignedIn, AuthError>, Vec<String>)) -> ProfileClaims {
     match outcome.0 {
-        Ok(claims) => claims,
+        Ok(signed_in) => signed_in.claims.profile,
         Err(err) => panic!("expected a sign-in, got {err} ({err:?})"),
     }
 }
@@ -131,19 +138,19 @@ fn ada(issuer: String) -> ProfileClaims {
 #[tokio::test]
 async fn accepts_a_correct_provider() {
     let (idp, client) = start(Scenario::default()).await;
-    assert_eq!(client.issuer(), idp.issuer());
+    assert_eq!(client.provider().issuer(), idp.issuer());
 
-    let login = client.begin();
+    let login = client.begin(None);
     let params: std::collections::HashMap<_, _> = login.authorize_url.query_pairs().into_owned().collect();
     let scopes: Vec<_> = params["scope"].split(' ').collect();
     assert!(scopes.contains(&"openid") && scopes.contains(&"email") && scopes.contains(&"profile"), "{scopes:?}");
     assert_eq!(params["code_challenge_method"], "S256");
     assert_eq!(params["response_type"], "code");
     assert!(!params["nonce"].is_empty() && !params["state"].is_empty());
-    assert_ne!(client.begin().pending.created_at(), 0);
+    assert_ne!(client.begin(None).pending.created_at(), 0);
 
     let callback = browse(&login).await;
-    let claims = client.complete(login.pending, callback).await.expect("signed in");
+    let claims = client.complete(login.pending, callback).await.expect("signed in").claims.profile;
     assert_eq!(claims, ada(idp.issuer()));
     assert!(Identity::from_claims(claims).is_ok());
     assert_eq!(idp.requests_to("/jwks"), 1, "keys are fetched once, at discovery");
@@ -153,7 +160,7 @@ async fn accepts_a_correct_provider() {
 #[tokio::test]
 async fn discovery_fails_when_document_names_another_issuer() {
     let idp = HostileIdp::start(Scenario::fault(Fault::DiscoveryIssuerMismatch)).await.expect("starts");
-    let err = OidcClient::discover(settings(&idp)).await.expect_err("must refuse");
+    let err = discover(settings(&idp)).await.expect_err("must refuse");
     assert!(matches!(err, AuthError::Configuration { .. }), "{err:?}");
     assert_eq!(err.kind(), AuthErrorKind::ProviderUnavailable);
 }
@@ -161,7 +168,7 @@ async fn discovery_fails_when_document_names_another_issuer() {
 #[tokio::test]
 async fn discovery_never_follows_redirects() {
     let idp = HostileIdp::start(Scenario::fault(Fault::DiscoveryRedirect)).await.expect("starts");
-    let err = OidcClient::discover(settings(&idp)).await.expect_err("a redirect is not a discovery document");
+    let err = discover(settings(&idp)).await.expect_err("a redirect is not a discovery document");
     assert_eq!(err.kind(), AuthErrorKind::ProviderUnavailable, "{err:?}");
     assert_eq!(idp.requests_to("/attacker/openid-configuration"), 0, "the redirect must not be followed");
 }
@@ -172,16 +179,16 @@ async fn discovery_fails_when_provider_is_unreachable() {
     let settings = settings(&idp);
     drop(idp);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let err = OidcClient::discover(settings).await.expect_err("nobody listens");
+    let err = discover(settings).await.expect_err("nobody listens");
     assert_eq!(err.kind(), AuthErrorKind::ProviderUnavailable, "{err:?}");
 }
 
 #[tokio::test]
 async fn ping_checks_the_keys_endpoint() {
     let (idp, client) = start(Scenario::default()).await;
-    client.ping().await.expect("keys endpoint answers");
+    client.provider().ping().await.expect("keys endpoint answers");
     idp.set_scenario(Scenario::fault(Fault::KeyRotatedJwksDown));
-    let err = client.ping().await.expect_err("keys endpoint is down");
+    let err = client.provider().ping().await.expect_err("keys endpoint is down");
     assert_eq!(err.kind(), AuthErrorKind::ProviderUnavailable);
 }
 
@@ -197,7 +204,7 @@ async fn reports_provider_error_as_denied_without_echoing_the_description() {
 #[tokio::test]
 async fn rejects_wrong_state() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin();
+    let login = client.begin(None);
     let mut callback = browse(&login).await;
     callback.state = Some("forged-state".into());
     let secrets = secrets(&login.pending, &callback);
@@ -208,7 +215,7 @@ async fn rejects_wrong_state() {
 #[tokio::test]
 async fn rejects_missing_state() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin();
+    let login = client.begin(None);
     let mut callback = browse(&login).await;
     callback.state = None;
     let secrets = secrets(&login.pending, &callback);
@@ -219,8 +226,8 @@ async fn rejects_missing_state() {
 #[tokio::test]
 async fn rejects_callback_from_another_login() {
     let (_idp, client) = start(Scenario::default()).await;
-    let first = client.begin();
-    let second = client.begin();
+    let first = client.begin(None);
+    let second = client.begin(None);
     let callback = browse(&first).await;
     let secrets = secrets(&second.pending, &callback);
     let err =
@@ -231,7 +238,7 @@ async fn rejects_callback_from_another_login() {
 #[tokio::test]
 async fn rejects_replayed_authorization_code() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin();
+    let login = client.begin(None);
     let callback = browse(&login).await;
     let secrets = secrets(&login.pending, &callback);
     client.complete(login.pending.clone(), callback.clone()).await.expect("first use signs in");
@@ -241,22 +248,22 @@ async fn rejects_replayed_authorization_code() {
 
 #[tokio::test]
 async fn rejects_expired_pending_login() {
-    let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin();
+    let idp = HostileIdp::start(Scenario::default()).await.expect("hostile idp starts");
+    let client = discover(settings(&idp)).await.expect("discovery succeeds");
+    // Attempts that must finish within no time at all: one second later, this one is too old.
+    let client = LoginFlow::new(Arc::new(client), Duration::ZERO);
+    let login = client.begin(None);
     let callback = browse(&login).await;
-    // The pending login as a session would store it, eleven minutes old.
-    let mut stored = serde_json::to_value(&login.pending).expect("serialises");
-    stored["created_at"] = json!(login.pending.created_at() - 11 * 60);
-    let old: PendingLogin = serde_json::from_value(stored).expect("deserialises");
-    let secrets = secrets(&old, &callback);
-    let err = assert_rejected((client.complete(old, callback).await, secrets), AuthErrorKind::InvalidRequest);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let secrets = secrets(&login.pending, &callback);
+    let err = assert_rejected((client.complete(login.pending, callback).await, secrets), AuthErrorKind::InvalidRequest);
     assert!(matches!(err, AuthError::LoginExpired), "{err:?}");
 }
 
 #[tokio::test]
 async fn rejects_missing_code() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin();
+    let login = client.begin(None);
     let mut callback = browse(&login).await;
     callback.code = None;
     let secrets = secrets(&login.pending, &callback);
@@ -481,7 +488,7 @@ async fn rejects_userinfo_for_another_subject() {
 #[tokio::test]
 async fn times_out_when_token_endpoint_hangs() {
     let (_idp, client) = start_with(Scenario::default(), |s| s.http_timeout = Duration::from_millis(500)).await;
-    let login = client.begin();
+    let login = client.begin(None);
     let callback = browse(&login).await;
     _idp.set_scenario(Scenario::fault(Fault::TokenHangs(Duration::from_secs(5))));
     let secrets = secrets(&login.pending, &callback);

@@ -170,7 +170,7 @@ macro_rules! string_newtype {
 string_newtype!(Issuer, Subject, Email, DisplayName, PictureUrl);
 
 /// What a provider said about a person, after the token carrying it was verified, before our rules apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileClaims {
     /// `iss`.
     pub issuer: String,

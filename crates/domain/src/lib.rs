@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod duration;
 mod identity;
 mod redirect;
 mod repository;

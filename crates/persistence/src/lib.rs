@@ -23,8 +23,10 @@ pub type DbPool = diesel_async::pooled_connection::deadpool::Pool<AsyncMysqlConn
 
 /// Where the database is and how to connect to it.
 ///
-/// In configuration files `connect_timeout` is a number of seconds (`connect_timeout = 3` or `0.5`).
+/// Deserialises from the `[database]` configuration section; `connect_timeout` is seconds (`3`, `0.5`) or a form
+/// such as `"3s"`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `mysql://user:password@host:port/database`.
     pub url: SecretString,
@@ -32,7 +34,7 @@ pub struct DatabaseSettings {
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
     /// How long to wait for a connection before reporting the database unavailable (default 3 s).
-    #[serde(default = "default_connect_timeout", deserialize_with = "seconds")]
+    #[serde(default = "default_connect_timeout", with = "signin_domain::duration")]
     pub connect_timeout: Duration,
 }
 
@@ -49,11 +51,6 @@ fn default_pool_size() -> usize {
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(3)
-}
-
-fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let secs = f64::deserialize(deserializer)?;
-    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
 }
 
 /// Checks that the URL is a `mysql://` URL naming a database, so a typo fails at start-up.

@@ -4,6 +4,6 @@ mod settings;
 mod startup;
 mod telemetry;
 
-pub use settings::{DatabaseConfig, LogConfig, OidcConfig, ServerSettings, SessionConfig, Settings};
+pub use settings::{LogConfig, ServerSettings, Settings};
 pub use startup::{Application, migrate};
 pub use telemetry::init_tracing;

@@ -1,9 +1,9 @@
-//! `signin [serve [--no-migrate] | migrate | check-config]`
+//! `signin [serve [--no-migrate] | migrate | check-config | generate-key]`
 
 use anyhow::bail;
 use signin::{Application, Settings, init_tracing, migrate};
 
-const USAGE: &str = "usage: signin [serve [--no-migrate] | migrate | check-config]";
+const USAGE: &str = "usage: signin [serve [--no-migrate] | migrate | check-config | generate-key]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,6 +12,14 @@ async fn main() -> anyhow::Result<()> {
     let (command, flags) = args.split_first().map_or(("serve", &[][..]), |(c, f)| (*c, f));
     if matches!(command, "-h" | "--help" | "help") {
         eprintln!("{USAGE}");
+        return Ok(());
+    }
+    if (command, flags) == ("generate-key", &[][..]) {
+        // The key is the command's output, for APP__LOGIN__COOKIE_KEYS; it goes nowhere else.
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", signin_login::generate_cookie_key());
+        }
         return Ok(());
     }
     let mut settings = Settings::load()?;

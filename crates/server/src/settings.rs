@@ -1,12 +1,18 @@
 //! Configuration: the embedded defaults, then `config/default.toml`, `config/{APP_ENVIRONMENT}.toml`,
 //! `config/local.toml` (each optional), then `APP__SECTION__KEY` environment variables.
+//!
+//! Each section deserialises straight into the settings type of the crate it configures: `[database]` into
+//! persistence's, `[oidc]` into auth's, `[session]` into the session crate's, `[login]` into the login library's,
+//! `[web]` into the web crate's. Only `[server]` and `[log]` belong to this binary.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
+use signin_login::{LoginSettings, ProviderSettings, SessionSettings};
+use signin_persistence::DatabaseSettings;
+use signin_web::WebSettings;
 use url::Url;
 
 /// The defaults, compiled in so the binary runs from any directory.
@@ -14,89 +20,44 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 /// All settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// HTTP server.
+    /// `[server]`: where to listen.
     pub server: ServerSettings,
-    /// MySQL.
-    pub database: DatabaseConfig,
-    /// The OpenID provider.
-    pub oidc: OidcConfig,
-    /// Sessions.
-    pub session: SessionConfig,
-    /// Logging.
+    /// `[database]`: MySQL.
+    pub database: DatabaseSettings,
+    /// `[oidc]`: the OpenID provider.
+    pub oidc: ProviderSettings,
+    /// `[session]`: the session cookie and lifetimes.
+    pub session: SessionSettings,
+    /// `[login]`: the sign-in routes and attempt cookies.
+    pub login: LoginSettings,
+    /// `[web]`: the HTTP layer.
+    pub web: WebSettings,
+    /// `[log]`: logging.
     pub log: LogConfig,
+    /// The environment the settings were read for (`APP_ENVIRONMENT`), if any.
+    #[serde(skip)]
+    pub environment: Option<String>,
 }
 
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to bind.
     pub host: String,
     /// Port to bind; 0 picks a free one.
     pub port: u16,
-    /// The URL people reach the site by.
+    /// The URL people reach the site by (scheme, host, port, optional path prefix).
     pub public_url: Url,
     /// Run migrations at `serve`.
     pub run_migrations: bool,
-    /// Longest time one request may take.
-    pub request_timeout_secs: u64,
-    /// Largest request body.
-    pub max_body_bytes: usize,
-}
-
-/// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DatabaseConfig {
-    /// `mysql://user:password@host:port/database`.
-    pub url: SecretString,
-    /// Connections for the user store.
-    pub pool_size: usize,
-    /// Connections for the session store.
-    pub session_pool_size: u32,
-    /// How long to wait for a connection.
-    pub connect_timeout_secs: u64,
-}
-
-/// `[oidc]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OidcConfig {
-    /// Issuer identifier.
-    pub issuer: String,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: SecretString,
-    /// Scopes besides `openid`.
-    pub scopes: Vec<String>,
-    /// Per provider call.
-    pub http_timeout_secs: u64,
-    /// Clock leeway for token times.
-    pub clock_leeway_secs: u64,
-    /// Largest provider response.
-    pub max_response_bytes: usize,
-    /// How often `/login` checks that the provider answers; 0 turns it off.
-    pub check_interval_secs: u64,
-}
-
-/// `[session]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SessionConfig {
-    /// Cookie name.
-    pub cookie_name: String,
-    /// `Secure` cookie attribute.
-    pub secure: bool,
-    /// Inactivity before a session ends.
-    pub inactivity_secs: u64,
-    /// Granularity of expiry refreshes.
-    pub touch_interval_secs: u64,
-    /// Period of the expired-session cleanup.
-    pub cleanup_interval_secs: u64,
-    /// Lifetime of an unfinished sign-in.
-    pub pending_login_secs: u64,
 }
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
     pub format: String,
@@ -104,13 +65,15 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes` takes a comma-separated list.
+/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes` and `login.cookie_keys` take
+/// comma-separated lists.
 fn app_environment() -> config::Environment {
     config::Environment::with_prefix("APP")
         .prefix_separator("__")
         .separator("__")
         .list_separator(",")
         .with_list_parse_key("oidc.scopes")
+        .with_list_parse_key("login.cookie_keys")
         .try_parsing(true)
 }
 
@@ -135,7 +98,8 @@ impl Settings {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
             .add_source(config::File::from(dir.join("default.toml")).required(false));
-        if let Some(env) = environment.filter(|e| !e.is_empty()) {
+        let environment = environment.filter(|e| !e.is_empty());
+        if let Some(env) = environment {
             if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 bail!("APP_ENVIRONMENT must be a plain name such as development or production");
             }
@@ -145,15 +109,20 @@ impl Settings {
         if with_env {
             builder = builder.add_source(app_environment());
         }
-        builder.build().and_then(|c| c.try_deserialize()).context("reading the configuration")
+        let mut settings: Self =
+            builder.build().and_then(|c| c.try_deserialize()).context("reading the configuration")?;
+        settings.environment = environment.map(str::to_owned);
+        Ok(settings)
     }
 
-    /// Fails fast on settings that cannot work.
+    /// Whether these are development settings (`APP_ENVIRONMENT=development`).
+    pub fn is_development(&self) -> bool {
+        self.environment.as_deref() == Some("development")
+    }
+
+    /// Fails fast on settings that cannot work. The crates check their own sections when they are built; this
+    /// covers what only the binary knows.
     pub fn check(&self) -> anyhow::Result<()> {
-        let public = &self.server.public_url;
-        if !matches!(public.scheme(), "http" | "https") || public.host().is_none() || public.query().is_some() {
-            bail!("server.public_url must be an http(s) URL without a query, e.g. https://login.example.com");
-        }
         if self.oidc.client_id.trim().is_empty() {
             bail!("oidc.client_id is empty: set APP__OIDC__CLIENT_ID (see the README for how to get one)");
         }
@@ -161,44 +130,39 @@ impl Settings {
             bail!("oidc.client_secret is empty: set APP__OIDC__CLIENT_SECRET");
         }
         signin_domain::Issuer::parse(&self.oidc.issuer).context("oidc.issuer is not a valid issuer URL")?;
-        let name = &self.session.cookie_name;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            bail!("session.cookie_name must be letters, digits, '-' or '_'");
-        }
-        if self.session.inactivity_secs == 0 || self.session.pending_login_secs == 0 {
-            bail!("session lifetimes must be positive");
-        }
-        if public.scheme() == "https" && !self.session.secure {
-            bail!("session.secure must stay on when the site is served over https");
+        signin_login::Sessions::new(self.server.public_url.clone(), self.session.clone(), self.login.clone())?;
+        if self.login.cookie_keys.is_empty() && !self.is_development() {
+            bail!(
+                "login.cookie_keys is empty: set APP__LOGIN__COOKIE_KEYS to a key made by `signin generate-key` \
+                 (the same on every instance)"
+            );
         }
         Ok(())
-    }
-
-    /// The redirect URI registered with the provider: `<public_url>/login/callback`.
-    pub fn redirect_url(&self) -> anyhow::Result<Url> {
-        let base = self.server.public_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/login/callback")).context("building the redirect URI from server.public_url")
-    }
-
-    /// Seconds as a `Duration`.
-    pub fn secs(value: u64) -> Duration {
-        Duration::from_secs(value)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    fn builder() -> config::ConfigBuilder<config::builder::DefaultState> {
+        config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+    }
+
     fn base() -> Settings {
-        let mut s: Settings = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .expect("defaults parse");
+        let mut s: Settings = builder().build().and_then(|c| c.try_deserialize()).expect("defaults parse");
         s.oidc.client_id = "id".into();
         s.oidc.client_secret = "secret".into();
+        s.login.cookie_keys = vec![signin_login::generate_cookie_key().into()];
         s
+    }
+
+    fn with_vars(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+        let vars: std::collections::HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        builder().add_source(app_environment().source(Some(vars))).build().and_then(|c| c.try_deserialize())
     }
 
     #[test]
@@ -206,6 +170,7 @@ mod tests {
         let s = base();
         assert_eq!(s.oidc.issuer, "https://accounts.google.com");
         assert!(s.session.secure);
+        assert_eq!(s.login.pending_login, Duration::from_secs(600));
         assert!(s.check().is_ok());
         let mut missing = base();
         missing.oidc.client_id.clear();
@@ -213,10 +178,12 @@ mod tests {
     }
 
     #[test]
-    fn redirect_uri_is_built_from_the_public_url() {
+    fn production_needs_an_attempt_cookie_key_and_development_does_not() {
         let mut s = base();
-        s.server.public_url = Url::parse("https://example.com/auth/").expect("url");
-        assert_eq!(s.redirect_url().expect("url").as_str(), "https://example.com/auth/login/callback");
+        s.login.cookie_keys.clear();
+        assert!(s.check().expect_err("no key").to_string().contains("login.cookie_keys"));
+        s.environment = Some("development".into());
+        assert!(s.check().is_ok());
     }
 
     #[test]
@@ -227,34 +194,50 @@ mod tests {
         assert!(s.check().is_err());
         let mut s = base();
         s.session.cookie_name = "bad name;".into();
-        assert!(s.check().is_err());
+        assert!(s.check().expect_err("bad name").to_string().contains("session.cookie_name"));
     }
 
     #[test]
     fn environment_variables_override_the_files() {
-        let vars: std::collections::HashMap<String, String> = [
+        let key = signin_login::generate_cookie_key();
+        let old = signin_login::generate_cookie_key();
+        let keys = format!("{key},{old}");
+        let mut s = with_vars(&[
             ("APP__SERVER__PORT", "8081"),
             ("APP__SERVER__PUBLIC_URL", "https://login.example.com"),
             ("APP__OIDC__CLIENT_ID", "123-abc.apps.googleusercontent.com"),
             ("APP__OIDC__CLIENT_SECRET", "9876543210"),
             ("APP__OIDC__SCOPES", "email,profile,openid"),
             ("APP__SESSION__SECURE", "true"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let s: Settings = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .add_source(app_environment().source(Some(vars)))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .expect("layers parse");
+            ("APP__SESSION__INACTIVITY", "2days"),
+            ("APP__LOGIN__COOKIE_KEYS", &keys),
+            ("APP__LOGIN__PENDING_LOGIN", "15m"),
+        ])
+        .expect("layers parse");
         assert_eq!(s.server.port, 8081);
         assert_eq!(s.server.public_url.as_str(), "https://login.example.com/");
         assert_eq!(s.oidc.client_id, "123-abc.apps.googleusercontent.com");
         assert_eq!(s.oidc.client_secret.expose_secret(), "9876543210");
         assert_eq!(s.oidc.scopes, ["email", "profile", "openid"]);
+        assert_eq!(s.session.inactivity, Duration::from_secs(2 * 86400));
+        assert_eq!(s.login.pending_login, Duration::from_secs(900));
+        assert_eq!(s.login.cookie_keys.iter().map(|k| k.expose_secret().to_owned()).collect::<Vec<_>>(), [key, old]);
+        s.environment = None;
         assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_key() {
+        let err = with_vars(&[("APP__SESSION__INACTIVITY", "soon")]).expect_err("not a duration").to_string();
+        assert!(err.contains("session.inactivity") && err.contains("not a duration"), "{err}");
+        let err = with_vars(&[("APP__LOGIN__PENDING_LOGIN", "-5")]).expect_err("negative").to_string();
+        assert!(err.contains("login.pending_login"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = with_vars(&[("APP__SESSION__INACTIVITY_SECS", "60")]).expect_err("old key").to_string();
+        assert!(err.contains("inactivity_secs"), "{err}");
     }
 
     #[test]
@@ -262,8 +245,11 @@ mod tests {
         let mut s = base();
         s.oidc.client_secret = "super-secret-value".into();
         s.database.url = "mysql://u:db-password@h/db".into();
+        let key = signin_login::generate_cookie_key();
+        s.login.cookie_keys = vec![key.clone().into()];
         let printed = format!("{s:?}");
         assert!(!printed.contains("super-secret-value"));
         assert!(!printed.contains("db-password"));
+        assert!(!printed.contains(&key));
     }
 }

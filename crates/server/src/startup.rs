@@ -6,28 +6,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use signin_auth::{OidcClient, ProviderSettings};
 use signin_domain::UserRepository;
-use signin_persistence::{DatabaseSettings, MySqlUserRepository};
-use signin_session::{MySqlSessionStore, SessionSettings};
-use signin_web::{App, AppState, HealthCheck, Templates, WebSettings};
+use signin_login::{Login, MySqlSessionStore, Sessions};
+use signin_persistence::MySqlUserRepository;
+use signin_web::{App, HealthCheck, RecordUsers, Templates};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use url::Url;
 
 use crate::Settings;
 
-fn database_settings(settings: &Settings) -> DatabaseSettings {
-    DatabaseSettings {
-        url: settings.database.url.clone(),
-        pool_size: settings.database.pool_size,
-        connect_timeout: Settings::secs(settings.database.connect_timeout_secs),
-    }
-}
-
 /// Runs the embedded migrations (the `migrate` command).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    signin_persistence::run_migrations(&database_settings(settings)).await.context("running the database migrations")
+    signin_persistence::run_migrations(&settings.database).await.context("running the database migrations")
 }
 
 /// A built application, bound to its port, ready to serve.
@@ -47,65 +37,44 @@ impl Application {
 
     /// Builds the application on a listener the caller already bound (tests bind port 0 first, so the public URL
     /// and the provider's redirect URI can name the real port).
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+    pub async fn build_with_listener(mut settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         settings.check()?;
-        let db = database_settings(&settings);
-        if settings.server.run_migrations {
-            signin_persistence::run_migrations(&db).await.context("running the database migrations")?;
+        if settings.login.cookie_keys.is_empty() {
+            // Only in development (`check` refuses it elsewhere): sign-ins started before a restart, or on another
+            // instance, will not finish.
+            tracing::warn!("login.cookie_keys is empty: using a key made for this process only (development)");
+            settings.login.cookie_keys.push(signin_login::generate_cookie_key().into());
         }
-        let users: Arc<dyn UserRepository> =
-            Arc::new(MySqlUserRepository::new(signin_persistence::pool(&db).context("building the user-store pool")?));
-
-        let session_pool = signin_session::sqlx_pool(
+        if settings.server.run_migrations {
+            migrate(&settings).await?;
+        }
+        let users: Arc<dyn UserRepository> = Arc::new(MySqlUserRepository::new(
+            signin_persistence::pool(&settings.database).context("building the user-store pool")?,
+        ));
+        let session_pool = signin_login::sqlx_pool(
             &settings.database.url,
-            settings.database.session_pool_size,
-            Settings::secs(settings.database.connect_timeout_secs),
+            settings.session.pool_size,
+            settings.database.connect_timeout,
         )
         .context("building the session-store pool")?;
         let store = MySqlSessionStore::new(session_pool).context("opening the session store")?;
-        let session_settings = SessionSettings {
-            cookie_name: settings.session.cookie_name.clone(),
-            secure: settings.session.secure,
-            inactivity: Settings::secs(settings.session.inactivity_secs),
-            touch_interval: Settings::secs(settings.session.touch_interval_secs),
-            cleanup_interval: Settings::secs(settings.session.cleanup_interval_secs),
-        };
-        let cleanup = signin_session::spawn_expired_cleanup(store.clone(), session_settings.cleanup_interval);
+        let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
 
-        let oidc = &settings.oidc;
-        let mut provider = ProviderSettings::new(
-            oidc.issuer.clone(),
-            oidc.client_id.clone(),
-            oidc.client_secret.clone(),
-            settings.redirect_url()?,
-        );
-        provider.scopes = oidc.scopes.clone();
-        provider.http_timeout = Settings::secs(oidc.http_timeout_secs);
-        provider.clock_leeway = Settings::secs(oidc.clock_leeway_secs);
-        provider.max_response_bytes = oidc.max_response_bytes;
-        let identity = OidcClient::discover(provider)
+        let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
+        let issuer = settings.oidc.issuer.clone();
+        let login = Login::discover(sessions, settings.oidc, RecordUsers::new(users.clone()))
             .await
-            .with_context(|| format!("OpenID Connect discovery at {} failed", oidc.issuer))?;
-
-        let mut web = WebSettings::new(settings.server.public_url.clone());
-        web.touch_interval = session_settings.touch_interval;
-        web.session_inactivity = session_settings.inactivity;
-        web.pending_login_ttl = Settings::secs(settings.session.pending_login_secs);
-        web.max_body_bytes = settings.server.max_body_bytes;
-        web.provider_check_interval = Settings::secs(oidc.check_interval_secs);
-        web.request_timeout = Settings::secs(settings.server.request_timeout_secs);
-        web.extra_img_origins = plain_http_origin(&oidc.issuer).into_iter().collect();
+            .with_context(|| format!("OpenID Connect discovery at {issuer} failed"))?;
 
         let health: Vec<Arc<dyn HealthCheck>> =
-            vec![Arc::new(UserStoreCheck(users.clone())), Arc::new(SessionStoreCheck(store.clone()))];
-        let state = AppState::new(App {
-            users,
-            identity: Arc::new(identity),
+            vec![Arc::new(UserStoreCheck(users)), Arc::new(SessionStoreCheck(store.clone()))];
+        let app = App {
+            login,
             templates: Templates::new().context("loading the templates")?,
-            settings: web,
+            settings: settings.web,
             health,
-        });
-        let router = signin_web::router(state, signin_session::session_layer(store, &session_settings));
+        };
+        let router = signin_web::router(app, store);
         Ok(Self { listener, router, cleanup })
     }
 
@@ -126,12 +95,6 @@ impl Application {
         cleanup.abort();
         served
     }
-}
-
-/// Pictures from a provider served over plain http (a local development provider) must be allowed by the CSP.
-fn plain_http_origin(issuer: &str) -> Option<String> {
-    let url = Url::parse(issuer).ok()?;
-    (url.scheme() == "http").then(|| url.origin().ascii_serialization())
 }
 
 async fn shutdown_signal() {

@@ -1,18 +1,20 @@
-//! The typed view of a session that the web layer uses.
+//! The typed view of a session as sign-in state. Every key lives here, so nothing else spells them.
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use signin_domain::{LocalPath, User};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 
 use crate::SessionError;
 
-/// The session, seen as sign-in state. Every key lives here, so nothing else spells them.
+/// The session, seen as sign-in state: who is signed in (a value of the service's own user type), the CSRF token
+/// for forms, and when the person was last seen. Only signed-in sessions are ever stored.
 #[derive(Clone, Debug)]
 pub struct AuthSession(Session);
 
@@ -21,10 +23,6 @@ impl AuthSession {
     const USER: &'static str = "auth.user";
     /// The token forms must send back.
     const CSRF: &'static str = "auth.csrf";
-    /// The state of a login in progress (state, nonce, PKCE verifier), owned by the auth crate.
-    const PENDING: &'static str = "auth.pending";
-    /// Where to go after the login in progress.
-    const NEXT: &'static str = "auth.next";
     /// When the signed-in user was last seen, in Unix milliseconds.
     const SEEN: &'static str = "auth.seen";
 
@@ -33,65 +31,40 @@ impl AuthSession {
         Self(session)
     }
 
-    /// The signed-in user, if any. A stored user this version cannot read counts as signed out (and is removed),
-    /// so an old session never makes every request fail.
-    pub async fn user(&self) -> Result<Option<User>, SessionError> {
+    /// Whether someone is signed in, whatever the stored user looks like.
+    pub async fn is_signed_in(&self) -> Result<bool, SessionError> {
+        Ok(self.0.get_value(Self::USER).await?.is_some())
+    }
+
+    /// The signed-in user as `U`. A stored user that does not read as `U` counts as signed out for this request
+    /// (it is not removed: another service sharing the session may read it with a type of its own), so an old or
+    /// foreign session never makes every request fail.
+    pub async fn user<U: DeserializeOwned>(&self) -> Result<Option<U>, SessionError> {
         let Some(value) = self.0.get_value(Self::USER).await? else {
             return Ok(None);
         };
         match serde_json::from_value(value) {
             Ok(user) => Ok(Some(user)),
             Err(err) => {
-                tracing::warn!(error = %err, "unreadable user in session; treating the session as signed out");
-                self.0.remove_value(Self::USER).await?;
+                tracing::debug!(error = %err, "the session's user does not read as this type; signed out here");
                 Ok(None)
             }
         }
     }
 
-    /// Remembers a login in progress and where to go once it is done, replacing any earlier one.
-    pub async fn start_login<P: Serialize + Send + Sync>(
+    /// Signs `user` in: gives the session a new id (the old id, which may have been planted by an attacker, is
+    /// deleted: session fixation), stores the user, a fresh CSRF token and the time last seen, and sets the
+    /// inactivity expiry.
+    pub async fn sign_in<U: Serialize + Send + Sync>(
         &self,
-        pending: &P,
-        next: &LocalPath,
+        user: &U,
+        inactivity: Duration,
     ) -> Result<(), SessionError> {
-        self.0.insert(Self::PENDING, pending).await?;
-        self.0.insert(Self::NEXT, next).await?;
-        Ok(())
-    }
-
-    /// Takes the login in progress out of the session. Both keys are removed, so a replayed callback finds
-    /// nothing. A missing `next` gives the root; a pending value that does not decode gives `None`.
-    pub async fn take_login<P: DeserializeOwned>(&self) -> Result<Option<(P, LocalPath)>, SessionError> {
-        // Look before removing: removing marks the session modified, which would cost a write on every replay.
-        if self.0.get_value(Self::PENDING).await?.is_none() && self.0.get_value(Self::NEXT).await?.is_none() {
-            return Ok(None);
-        }
-        let pending = self.0.remove_value(Self::PENDING).await?;
-        let next = self.0.remove_value(Self::NEXT).await?;
-        let Some(pending) = pending else {
-            return Ok(None);
-        };
-        let pending = match serde_json::from_value(pending) {
-            Ok(pending) => pending,
-            Err(err) => {
-                tracing::warn!(error = %err, "unreadable login state in session; ignoring it");
-                return Ok(None);
-            }
-        };
-        let next = next.and_then(|next| serde_json::from_value(next).ok()).unwrap_or_else(LocalPath::root);
-        Ok(Some((pending, next)))
-    }
-
-    /// Signs the user in: gives the session a new id (the old id, which may have been planted by an attacker, is
-    /// deleted: session fixation), stores the user, a fresh CSRF token and the time last seen.
-    pub async fn sign_in(&self, user: &User) -> Result<(), SessionError> {
         self.0.cycle_id().await?;
-        self.0.remove_value(Self::PENDING).await?;
-        self.0.remove_value(Self::NEXT).await?;
         self.0.insert(Self::USER, user).await?;
         self.0.insert(Self::CSRF, new_csrf_token()).await?;
         self.0.insert(Self::SEEN, now_unix_ms()).await?;
+        self.0.set_expiry(Some(Expiry::OnInactivity(crate::to_time(inactivity))));
         Ok(())
     }
 
@@ -130,8 +103,8 @@ impl AuthSession {
     /// For a signed-in session last seen more than `interval` ago, records that it is seen now. That modifies the
     /// session, so the middleware saves it and pushes its expiry forward. Otherwise nothing is written, which keeps
     /// most requests free of session writes.
-    pub async fn touch(&self, interval: std::time::Duration) -> Result<(), SessionError> {
-        if self.0.get_value(Self::USER).await?.is_none() {
+    pub async fn touch(&self, interval: Duration) -> Result<(), SessionError> {
+        if !self.is_signed_in().await? {
             return Ok(());
         }
         let now = now_unix_ms();

@@ -13,7 +13,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::AppState;
-use crate::error::{ErrorPage, render_error_pages};
+use signin_login::ErrorPage;
+
+use crate::error::render_error_pages;
 
 /// The Content-Security-Policy: our own scripts and styles only, images from us or any https host (profile
 /// pictures), no framing, forms post only to us.
@@ -42,9 +44,9 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<Body> {
 /// request timeout, panic catcher, body limit.
 pub(crate) fn protect(app: Router, state: AppState) -> Router {
     let settings = &state.settings;
-    let csp = HeaderValue::from_str(&content_security_policy(&settings.extra_img_origins))
+    let csp = HeaderValue::from_str(&content_security_policy(&state.extra_img_origins()))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    let hsts = settings.is_https().then(|| {
+    let hsts = state.is_https().then(|| {
         SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),

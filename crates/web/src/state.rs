@@ -3,68 +3,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRef;
-use signin_auth::IdentityProvider;
-use signin_domain::UserRepository;
-use url::Url;
+use serde::Deserialize;
+use signin_login::{GOOGLE_ISSUER, Login};
 
-use crate::provider_check::ProviderCheck;
-use crate::{HealthCheck, Templates};
+use crate::{HealthCheck, RecordUsers, Templates};
 
-/// Settings of the HTTP layer.
-#[derive(Debug, Clone)]
+/// Settings of the HTTP layer; deserialises from the `[web]` configuration section. Durations are seconds or forms
+/// such as `"30s"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WebSettings {
-    /// The public base URL (scheme, host, port, optional path prefix) people reach the site by.
-    pub public_url: Url,
-    /// How stale a signed-in session's last-seen time may get before a request refreshes it (and so its expiry).
-    pub touch_interval: Duration,
-    /// How long a signed-in session lives without activity (the session layer's expiry).
-    pub session_inactivity: Duration,
-    /// How long an unfinished sign-in (between `/login` and the callback) is kept.
-    pub pending_login_ttl: Duration,
-    /// Extra origins images may load from, besides this site and any `https:` host (e.g. a local provider).
-    pub extra_img_origins: Vec<String>,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (default 16 KiB).
     pub max_body_bytes: usize,
-    /// How long a successful check of the provider lets `/login` send people there without checking again;
-    /// zero turns the check off.
-    pub provider_check_interval: Duration,
-    /// How long one request may take before it is answered with an error.
+    /// How long one request may take before it is answered with an error (default 30 s).
+    #[serde(with = "signin_domain::duration")]
     pub request_timeout: Duration,
 }
 
-impl WebSettings {
-    /// Defaults for a site at `public_url`.
-    pub fn new(public_url: Url) -> Self {
-        Self {
-            public_url,
-            touch_interval: Duration::from_secs(3600),
-            session_inactivity: Duration::from_secs(7 * 24 * 3600),
-            pending_login_ttl: Duration::from_secs(15 * 60),
-            extra_img_origins: Vec::new(),
-            max_body_bytes: 16 * 1024,
-            provider_check_interval: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-        }
-    }
-
-    /// Whether the site is served over https (then `Strict-Transport-Security` is sent).
-    pub fn is_https(&self) -> bool {
-        self.public_url.scheme() == "https"
-    }
-
-    /// The site's origin, e.g. `https://login.example.com`.
-    pub fn origin(&self) -> String {
-        self.public_url.origin().ascii_serialization()
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 * 1024, request_timeout: Duration::from_secs(30) }
     }
 }
 
 /// The application's shared parts.
 pub struct App {
-    /// Where users are stored.
-    pub users: Arc<dyn UserRepository>,
-    /// The OpenID provider.
-    pub identity: Arc<dyn IdentityProvider>,
+    /// Sign-in: the provider, the site's sessions and the hook that records users.
+    pub login: Login<RecordUsers>,
     /// Page templates.
     pub templates: Templates,
     /// HTTP settings.
@@ -73,37 +38,62 @@ pub struct App {
     pub health: Vec<Arc<dyn HealthCheck>>,
 }
 
-/// The state handlers receive: one `App` behind an `Arc`, with the bookkeeping the handlers share.
+/// The state handlers receive: one `App` behind an `Arc`.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-struct Shared {
-    app: App,
-    provider_check: ProviderCheck,
-}
+pub struct AppState(Arc<App>);
 
 impl AppState {
     /// Wraps an `App`.
     pub fn new(app: App) -> Self {
-        let provider_check = ProviderCheck::new(app.settings.provider_check_interval);
-        Self(Arc::new(Shared { app, provider_check }))
+        Self(Arc::new(app))
     }
 
-    /// Whether the provider answered lately; see [`ProviderCheck`].
-    pub(crate) fn provider_check(&self) -> &ProviderCheck {
-        &self.0.provider_check
+    /// Whether the site is served over https (then `Strict-Transport-Security` is sent).
+    pub fn is_https(&self) -> bool {
+        self.login.sessions().public_url().scheme() == "https"
     }
+
+    /// Origins images may load from besides this site and any `https:` host: a provider served over plain http
+    /// (a local development provider) has its pictures there.
+    pub fn extra_img_origins(&self) -> Vec<String> {
+        url::Url::parse(self.login.provider().issuer())
+            .ok()
+            .filter(|url| url.scheme() == "http")
+            .map(|url| url.origin().ascii_serialization())
+            .into_iter()
+            .collect()
+    }
+
+    /// What pages say about the provider and where their sign-in and sign-out links point.
+    pub(crate) fn page(&self) -> PageContext {
+        let provider = self.login.provider();
+        let sessions = self.login.sessions();
+        PageContext {
+            base: sessions.url(""),
+            provider: provider.display_name().to_owned(),
+            google: provider.issuer() == GOOGLE_ISSUER,
+            login_url: sessions.login_url(None),
+            logout_url: sessions.logout_url(),
+        }
+    }
+}
+
+/// The parts of every page that come from the sign-in configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct PageContext {
+    /// The public URL's path prefix (`""` at the root), for links to the site's own pages and assets.
+    pub base: String,
+    /// The provider's name, e.g. "Google".
+    pub provider: String,
+    /// Google's own branding (the "G" button) applies.
+    pub google: bool,
+    pub login_url: String,
+    pub logout_url: String,
 }
 
 impl std::ops::Deref for AppState {
     type Target = App;
     fn deref(&self) -> &App {
-        &self.0.app
-    }
-}
-
-impl FromRef<AppState> for Templates {
-    fn from_ref(state: &AppState) -> Self {
-        state.templates.clone()
+        &self.0
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use signin_testkit::TestDb;
 use signin_testkit::webdriver::{Browser, BrowserOptions, ChromeDriver};
 
-use crate::helpers::{TestApp, issuer};
+use crate::helpers::{LOGIN_BUTTON, TestApp, issuer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -164,7 +164,7 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
     browser.goto(&app.url("/")).await.expect("open /");
     assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Login to continue");
     let button = browser.find("a[href='/login']").await.expect("the sign-in button");
-    assert_eq!(button.text().await.expect("text"), "Login with Google");
+    assert_eq!(button.text().await.expect("text"), LOGIN_BUTTON);
     assert_eq!(browser.find("html").await.expect("html").attribute("lang").await.expect("lang").as_deref(), Some("en"));
     assert_no_third_party_requests(&browser, &allowed).await;
     screenshot(&browser, "login").await;
@@ -219,7 +219,7 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
     browser.wait_for("h1", WAIT).await.expect("a page after going back");
     let text = page_text(&browser).await;
     assert!(!text.contains("alice@example.com") && !text.contains("Alice Example"), "the profile came back: {text}");
-    assert!(text.contains("Login with Google"), "{text}");
+    assert!(text.contains(LOGIN_BUTTON), "{text}");
 
     // An error page, in the same card.
     browser.goto(&app.url("/login/callback?state=x&code=y")).await.expect("open a stale callback");

@@ -11,17 +11,12 @@ use signin_testkit::TestDb;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::helpers::{Browser, TestApp, location};
+use crate::helpers::{Browser, LOGIN_BUTTON, TestApp, csrf_from, location};
 
 const LOGINS: usize = 200;
 const ACCOUNTS: usize = 50;
 /// Sign-ins on the development provider's pages at one time (its in-memory store holds 1000 objects).
 const PROVIDER_WALKS: usize = 100;
-
-fn csrf_from(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field on the profile page") + 19;
-    html[at..].split('"').next().expect("csrf value").to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_concurrent_logins_of_fifty_accounts_leave_fifty_users_and_two_hundred_sessions() {
@@ -29,7 +24,7 @@ async fn two_hundred_concurrent_logins_of_fifty_accounts_leave_fifty_users_and_t
     let db = TestDb::create().await.expect("test database");
     let app = TestApp::spawn_tweaked(&db.url(), |s| {
         s.database.pool_size = 16;
-        s.database.session_pool_size = 16;
+        s.session.pool_size = 16;
     })
     .await;
     let started = Instant::now();
@@ -98,8 +93,8 @@ async fn two_hundred_concurrent_logins_of_fifty_accounts_leave_fifty_users_and_t
 
 /// Every `GET /` writes the session (touch interval 0), which is what could write a deleted session back.
 fn touch_every_request(s: &mut Settings) {
-    s.session.touch_interval_secs = 0;
-    s.database.session_pool_size = 8;
+    s.session.touch_interval = Duration::ZERO;
+    s.session.pool_size = 8;
 }
 
 const IN_FLIGHT: usize = 50;
@@ -149,6 +144,6 @@ async fn requests_in_flight_during_logout_never_bring_the_session_back_even_acro
         assert_eq!(app.session_count().await, 0, "round {round}: a request in flight wrote the session back");
         let html =
             Browser::with_session_cookie(&app.base, &cookie).get(&app.url("/")).await.text().await.expect("page");
-        assert!(html.contains("Login with Google") && !html.contains(&email), "round {round}: the old cookie works");
+        assert!(html.contains(LOGIN_BUTTON) && !html.contains(&email), "round {round}: the old cookie works");
     }
 }

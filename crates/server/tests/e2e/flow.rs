@@ -3,17 +3,12 @@
 use reqwest::{StatusCode, Url, header};
 use signin_testkit::TestDb;
 
-use crate::helpers::{Browser, TestApp, issuer, location};
+use crate::helpers::{Browser, LOGIN_BUTTON, TestApp, csrf_from, issuer, location};
 
 async fn app() -> (TestDb, TestApp) {
     let db = TestDb::create().await.expect("test database");
     let app = TestApp::spawn(&db).await;
     (db, app)
-}
-
-fn csrf_from(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field on the profile page") + 19;
-    html[at..].split('"').next().expect("csrf value").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -22,7 +17,7 @@ async fn signed_out_visitors_see_the_login_page() {
     let response = Browser::new().get(&app.url("/")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.expect("body");
-    assert!(html.contains("Login with Google"));
+    assert!(html.contains(LOGIN_BUTTON));
     assert!(html.contains("href=\"/login\""));
 }
 
@@ -44,10 +39,17 @@ async fn login_redirects_to_the_provider_with_pkce_state_and_nonce() {
         assert!(scopes.contains(&s), "{scopes:?}");
     }
     assert_eq!(q.get("redirect_uri").map(String::as_str), Some(app.url("/login/callback").as_str()));
-    // The session cookie is HttpOnly and SameSite=Lax.
-    let cookie = response.headers().get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_owned();
-    assert!(cookie.starts_with("signin_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    // The attempt lives in its own cookie: HttpOnly, SameSite=Lax, only for the sign-in paths, expiring with the
+    // pending-login lifetime. No session cookie, no session row.
+    let cookies: Vec<_> =
+        response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cookie = cookies[0];
+    assert!(cookie.starts_with("signin_session_login_"), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/login", "Max-Age=600"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert_eq!(app.session_count().await, 0, "an anonymous /login writes nothing to MySQL");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,12 +138,12 @@ async fn logout_needs_the_csrf_token_and_kills_the_session_everywhere() {
     assert_eq!(location(&out), app.url("/"));
     let cleared = out.headers().get(header::SET_COOKIE).expect("cookie cleared").to_str().expect("ascii");
     assert!(cleared.starts_with("signin_session=;") || cleared.contains("Max-Age=0"), "{cleared}");
-    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("Login with Google"));
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains(LOGIN_BUTTON));
 
     // A copy of the old cookie is worthless: the session is gone from the server.
     let replay = Browser::with_session_cookie(&app.base, &old_cookie);
     let html = replay.get(&app.url("/")).await.text().await.expect("body");
-    assert!(html.contains("Login with Google") && !html.contains("carol@example.com"));
+    assert!(html.contains(LOGIN_BUTTON) && !html.contains("carol@example.com"));
     assert_eq!(app.session_count().await, 0);
 }
 
@@ -155,7 +157,7 @@ async fn an_unverified_email_gets_a_400_and_leaves_nothing_behind() {
     assert!(html.contains("not verified"), "{html}");
     assert_eq!(app.user_count().await, 0);
     assert_eq!(app.session_count().await, 0);
-    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains("Login with Google"));
+    assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains(LOGIN_BUTTON));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,7 +190,7 @@ async fn cancelling_at_the_provider_returns_to_the_login_page_with_a_message() {
     let response = browser.get(&next).await;
     assert!(response.status().is_client_error(), "{}", response.status());
     let html = response.text().await.expect("body");
-    assert!(html.contains("Login with Google") && html.contains("cancelled"), "{html}");
+    assert!(html.contains(LOGIN_BUTTON) && html.contains("cancelled"), "{html}");
     assert_eq!(app.user_count().await, 0);
     assert_eq!(app.session_count().await, 0);
 }

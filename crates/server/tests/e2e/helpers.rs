@@ -16,6 +16,16 @@ use tokio::task::JoinHandle;
 
 /// The session cookie's name in these tests.
 pub const COOKIE: &str = "signin_session";
+/// What the pages call the development provider in these tests (`oidc.display_name`).
+pub const PROVIDER_NAME: &str = "DevID";
+/// The sign-in button's text.
+pub const LOGIN_BUTTON: &str = "Login with DevID";
+
+/// The attempt-cookie key of every app these tests start: one deployment's secret, shared by its instances.
+pub fn cookie_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(signin_login::generate_cookie_key).clone()
+}
 
 /// The development provider `scripts/test` started.
 pub fn issuer() -> String {
@@ -228,6 +238,12 @@ impl Browser {
     }
 }
 
+/// The CSRF token the profile page puts in its logout form.
+pub fn csrf_from(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("csrf field on the profile page") + 19;
+    html[at..].split('"').next().expect("csrf value").to_owned()
+}
+
 /// The `Location` header of a redirect, resolved against the request URL.
 pub fn location(response: &Response) -> String {
     assert!(
@@ -249,8 +265,10 @@ pub fn settings_for_provider(db_url: &str, public_url: &str, issuer: &str, clien
     settings.server.port = 0;
     settings.database.url = db_url.to_owned().into();
     settings.database.pool_size = 4;
-    settings.database.session_pool_size = 4;
+    settings.session.pool_size = 4;
+    settings.login.cookie_keys = vec![cookie_key().into()];
     settings.oidc.issuer = issuer.to_owned();
+    settings.oidc.display_name = Some(PROVIDER_NAME.to_owned());
     settings.oidc.client_id = client.id.clone();
     settings.oidc.client_secret = client.secret.clone().into();
     settings.session.secure = false;

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use signin_testkit::TestDb;
 
-use crate::helpers::{Browser, TestApp, location};
+use crate::helpers::{Browser, LOGIN_BUTTON, TestApp, csrf_from, location};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn any_instance_serves_any_step_and_a_sign_out_on_one_ends_the_session_on_all() {
@@ -30,12 +30,11 @@ async fn any_instance_serves_any_step_and_a_sign_out_on_one_ends_the_session_on_
     // Sign out on A with the token B's page carries: B no longer knows the session either.
     let old_cookie = browser.session_cookie(&a.base).expect("cookie");
     let html = browser.get(&b.url("/")).await.text().await.expect("profile");
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    let csrf = html[at..].split('"').next().expect("csrf value").to_owned();
+    let csrf = csrf_from(&html);
     assert_eq!(browser.post_form(&a.url("/logout"), &[("csrf", &csrf)]).await.status(), StatusCode::SEE_OTHER);
     let replay = Browser::with_session_cookie(&b.base, &old_cookie);
     let html = replay.get(&b.url("/")).await.text().await.expect("page");
-    assert!(html.contains("Login with Google") && !html.contains("nina@example.com"));
+    assert!(html.contains(LOGIN_BUTTON) && !html.contains("nina@example.com"));
     assert_eq!(a.user_count().await, 1);
     assert_eq!(a.session_count().await, 0);
 }

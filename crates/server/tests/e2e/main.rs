@@ -7,4 +7,5 @@ mod flow;
 mod helpers;
 mod hostile;
 mod instances;
+mod library;
 mod outage;

@@ -2,22 +2,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
-use signin_domain::{Identity, LocalPath, ProfileClaims, User, UserId};
+use signin_domain::{Identity, ProfileClaims, User, UserId};
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, Session};
 
 use super::AuthSession;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Pending {
-    state: String,
-    nonce: String,
-}
-
-fn pending() -> Pending {
-    Pending { state: "st".to_owned(), nonce: "no".to_owned() }
-}
+const INACTIVITY: Duration = Duration::from_secs(3600);
 
 fn user() -> User {
     let identity = Identity::from_claims(ProfileClaims {
@@ -55,66 +46,25 @@ async fn end_request(session: &Session) -> Id {
 }
 
 #[tokio::test]
-async fn take_login_returns_the_login_once() {
-    // Arrange
-    let store = Arc::new(MemoryStore::default());
-    let (raw, auth) = session(&store, None);
-    let next = LocalPath::parse("/profile?tab=1").expect("valid path");
-    auth.start_login(&pending(), &next).await.expect("stored");
-    let id = end_request(&raw).await;
-
-    // Act: the callback request takes it; a replay of the callback comes after.
-    let (raw, auth) = session(&store, Some(id));
-    let taken = auth.take_login::<Pending>().await.expect("read");
-    end_request(&raw).await;
-    let (_, replay) = session(&store, Some(id));
-    let replayed = replay.take_login::<Pending>().await.expect("read");
-
-    // Assert
-    assert_eq!(taken, Some((pending(), next)));
-    assert_eq!(replayed, None);
-}
-
-#[tokio::test]
-async fn take_login_on_a_session_without_one_writes_nothing() {
-    let store = Arc::new(MemoryStore::default());
-    let (raw, auth) = session(&store, None);
-
-    assert_eq!(auth.take_login::<Pending>().await.expect("read"), None);
-    assert!(!raw.is_modified());
-}
-
-#[tokio::test]
-async fn undecodable_login_state_is_no_login_state() {
-    let store = Arc::new(MemoryStore::default());
-    let (raw, auth) = session(&store, None);
-    raw.insert("auth.pending", 42).await.expect("stored");
-
-    assert_eq!(auth.take_login::<Pending>().await.expect("read"), None);
-    assert_eq!(raw.get_value("auth.pending").await.expect("read"), None);
-}
-
-#[tokio::test]
 async fn sign_in_gives_the_session_a_new_id_and_deletes_the_old_one() {
-    // Arrange: an anonymous session that started a login, as a fixation attacker could have planted it.
+    // Arrange: a stored session, as a fixation attacker could have planted it.
     let store = Arc::new(MemoryStore::default());
-    let (raw, auth) = session(&store, None);
-    auth.start_login(&pending(), &LocalPath::root()).await.expect("stored");
+    let (raw, _) = session(&store, None);
+    raw.insert("planted", true).await.expect("stored");
     let before = end_request(&raw).await;
 
     // Act
     let ada = user();
     let (raw, auth) = session(&store, Some(before));
-    auth.take_login::<Pending>().await.expect("taken");
-    auth.sign_in(&ada).await.expect("signed in");
+    auth.sign_in(&ada, INACTIVITY).await.expect("signed in");
     let after = end_request(&raw).await;
 
     // Assert
     assert_ne!(before, after);
     let (_, old) = session(&store, Some(before));
-    assert_eq!(old.user().await.expect("read"), None, "the old id names no session any more");
+    assert_eq!(old.user::<User>().await.expect("read"), None, "the old id names no session any more");
     let (_, new) = session(&store, Some(after));
-    assert_eq!(new.user().await.expect("read"), Some(ada));
+    assert_eq!(new.user::<User>().await.expect("read"), Some(ada));
     assert_eq!(new.csrf_token().await.expect("read").map(|t| t.len()), Some(43));
 }
 
@@ -124,8 +74,8 @@ async fn each_sign_in_gets_a_fresh_csrf_token() {
     let (_, first) = session(&store, None);
     let (_, second) = session(&store, None);
 
-    first.sign_in(&user()).await.expect("signed in");
-    second.sign_in(&user()).await.expect("signed in");
+    first.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    second.sign_in(&user(), INACTIVITY).await.expect("signed in");
 
     assert_ne!(first.csrf_token().await.expect("read"), second.csrf_token().await.expect("read"));
 }
@@ -137,7 +87,7 @@ async fn csrf_verification_accepts_only_the_session_token() {
     assert!(!auth.verify_csrf("anything").await.expect("checked"), "no token before sign-in");
     assert!(!auth.verify_csrf("").await.expect("checked"));
 
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
     let token = auth.csrf_token().await.expect("read").expect("a token");
 
     assert!(auth.verify_csrf(&token).await.expect("checked"));
@@ -152,7 +102,7 @@ async fn touch_writes_only_when_last_seen_is_stale() {
     // Arrange: a signed-in session, saved.
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
     let id = end_request(&raw).await;
 
     // Act + Assert: fresh, so a touch changes nothing.
@@ -187,7 +137,7 @@ async fn touch_leaves_anonymous_sessions_alone() {
 async fn sign_out_deletes_the_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -195,7 +145,7 @@ async fn sign_out_deletes_the_session() {
 
     assert!(raw.is_empty().await, "an empty session makes the middleware remove the cookie");
     let (_, later) = session(&store, Some(id));
-    assert_eq!(later.user().await.expect("read"), None);
+    assert_eq!(later.user::<User>().await.expect("read"), None);
 }
 
 #[tokio::test]
@@ -204,5 +154,27 @@ async fn an_unreadable_user_counts_as_signed_out() {
     let (raw, auth) = session(&store, None);
     raw.insert("auth.user", "not a user").await.expect("stored");
 
-    assert_eq!(auth.user().await.expect("read"), None);
+    assert_eq!(auth.user::<User>().await.expect("read"), None);
+    assert!(auth.is_signed_in().await.expect("read"), "kept for a service that reads it with its own type");
+}
+
+#[tokio::test]
+async fn a_service_reads_the_fields_it_knows() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Slim {
+        email: String,
+    }
+    let store = Arc::new(MemoryStore::default());
+    let (_, auth) = session(&store, None);
+    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    assert_eq!(auth.user::<Slim>().await.expect("read"), Some(Slim { email: "ada@example.com".into() }));
+}
+
+#[tokio::test]
+async fn sign_in_sets_the_inactivity_expiry() {
+    let store = Arc::new(MemoryStore::default());
+    let (raw, auth) = session(&store, None);
+    auth.sign_in(&user(), Duration::from_secs(120)).await.expect("signed in");
+    let left = raw.expiry_date() - time::OffsetDateTime::now_utc();
+    assert!(left <= time::Duration::seconds(120) && left > time::Duration::seconds(100), "{left}");
 }

@@ -5,11 +5,12 @@ use std::time::Duration;
 use chrono::Utc;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response};
-use signin_domain::{Identity, LocalPath, ProfileClaims, User, UserId};
-use signin_session::{AuthSession, SessionSettings};
+use signin_domain::{Identity, ProfileClaims, User, UserId};
+use signin_session::{AuthSession, HashedIds, SessionSettings};
 use tokio::sync::Notify;
 use tower::{Layer, Service, ServiceExt};
 use tower_sessions::Session;
+use tower_sessions::session::Id;
 
 use crate::Fixture;
 
@@ -41,26 +42,18 @@ async fn app(req: Request<()>, slow_gate: Arc<Notify>) -> Result<Response<String
     let session = req.extensions().get::<Session>().cloned().expect("the layer adds a session");
     let auth = AuthSession::new(session);
     let body = match req.uri().path() {
-        "/start" => {
-            let next = LocalPath::parse("/after").expect("valid");
-            auth.start_login(&"pending-state", &next).await.expect("stored");
-            "started".to_owned()
+        "/signin" => {
+            auth.sign_in(&user(), Duration::from_secs(604_800)).await.expect("signed in");
+            "signed in".to_owned()
         }
-        "/callback" => match auth.take_login::<String>().await.expect("read") {
-            Some((_, next)) => {
-                auth.sign_in(&user()).await.expect("signed in");
-                next.as_ref().to_owned()
-            }
-            None => "no login in progress".to_owned(),
-        },
-        "/me" => auth.user().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string()),
+        "/me" => auth.user::<User>().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string()),
         "/logout" => {
             auth.sign_out().await.expect("signed out");
             "bye".to_owned()
         }
         "/slow" => {
             // Loads the session, then waits while another request signs out, then modifies it.
-            let who = auth.user().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string());
+            let who = auth.user::<User>().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string());
             slow_gate.notified().await;
             auth.touch(Duration::ZERO).await.expect("touched");
             who
@@ -101,7 +94,7 @@ fn client(
 ) -> Client<
     impl Service<Request<()>, Response = Response<String>, Error = Infallible, Future: Send> + Clone + Send + Sync + use<>,
 > {
-    let layer = signin_session::session_layer(fx.store.clone(), &SessionSettings::default());
+    let layer = signin_session::session_layer(HashedIds::new(fx.store.clone()), &SessionSettings::default());
     let service = layer.layer(tower::service_fn(move |req| app(req, gate.clone())));
     Client { service }
 }
@@ -111,7 +104,7 @@ async fn the_cookie_has_the_configured_attributes() {
     let fx = Fixture::new().await;
     let client = client(&fx, Arc::new(Notify::new()));
 
-    let (_, set_cookie) = client.get("/start", None).await;
+    let (_, set_cookie) = client.get("/signin", None).await;
 
     let set_cookie = set_cookie.expect("a cookie is set once the session holds something");
     assert!(set_cookie.starts_with("signin_session="), "{set_cookie}");
@@ -127,34 +120,54 @@ async fn anonymous_requests_create_no_session() {
     let client = client(&fx, Arc::new(Notify::new()));
 
     let (body, set_cookie) = client.get("/me", None).await;
-    let (replay, _) = client.get("/callback", Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
+    let (forged, _) = client.get("/me", Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
 
     assert_eq!(body, "anonymous");
     assert_eq!(set_cookie, None);
-    assert_eq!(replay, "no login in progress");
+    assert_eq!(forged, "anonymous");
     assert_eq!(fx.rows().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_login_cycles_the_id_and_a_replayed_callback_finds_nothing() {
+async fn a_sign_in_cycles_the_id_and_the_old_id_is_dead() {
+    // Arrange: a session that holds something before the sign-in, as a fixation attacker could plant it.
+    let fx = Fixture::new().await;
+    let client = client(&fx, Arc::new(Notify::new()));
+    let (_, first) = client.get("/signin", None).await;
+    let first = pair(&first.expect("cookie"));
+
+    // Act
+    let (_, second) = client.get("/signin", Some(&first)).await;
+    let second = pair(&second.expect("a new cookie"));
+
+    // Assert
+    assert_ne!(second, first, "session id changed at sign-in");
+    assert_eq!(client.get("/me", Some(&second)).await.0, "ada@example.com");
+    assert_eq!(client.get("/me", Some(&first)).await.0, "anonymous", "the earlier id is dead");
+    assert_eq!(fx.rows().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_table_holds_a_hash_that_does_not_work_as_a_cookie() {
     // Arrange
     let fx = Fixture::new().await;
     let client = client(&fx, Arc::new(Notify::new()));
-    let (_, started) = client.get("/start", None).await;
-    let anonymous = pair(&started.expect("cookie"));
+    let (_, set) = client.get("/signin", None).await;
+    let cookie = pair(&set.expect("cookie"));
+    let value = cookie.strip_prefix("signin_session=").expect("our cookie").to_owned();
 
-    // Act
-    let (next, signed_in) = client.get("/callback", Some(&anonymous)).await;
-    let signed_in = pair(&signed_in.expect("a new cookie"));
-    let (replay, _) = client.get("/callback", Some(&anonymous)).await;
+    // Act: read the row as someone with a copy of the table would.
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT CAST(id AS CHAR) FROM sessions").fetch_all(&fx.pool).await.expect("ids");
 
     // Assert
-    assert_eq!(next, "/after");
-    assert_ne!(signed_in, anonymous, "session id changed at sign-in");
-    assert_eq!(client.get("/me", Some(&signed_in)).await.0, "ada@example.com");
-    assert_eq!(client.get("/me", Some(&anonymous)).await.0, "anonymous", "the pre-login id is dead");
-    assert_eq!(replay, "no login in progress");
-    assert_eq!(fx.rows().await, 1);
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0], value, "the cookie's value is not stored");
+    let id: Id = value.parse().expect("a session id");
+    assert_eq!(ids[0], HashedIds::<()>::stored_id(&id).to_string(), "its hash is");
+    assert_eq!(client.get("/me", Some(&cookie)).await.0, "ada@example.com");
+    let from_table = format!("signin_session={}", ids[0]);
+    assert_eq!(client.get("/me", Some(&from_table)).await.0, "anonymous", "the stored id is no cookie");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,8 +176,7 @@ async fn a_request_in_flight_during_sign_out_does_not_sign_the_user_back_in() {
     let fx = Fixture::new().await;
     let gate = Arc::new(Notify::new());
     let client = Arc::new(client(&fx, gate.clone()));
-    let (_, started) = client.get("/start", None).await;
-    let (_, signed_in) = client.get("/callback", Some(&pair(&started.expect("cookie")))).await;
+    let (_, signed_in) = client.get("/signin", None).await;
     let cookie = pair(&signed_in.expect("cookie"));
 
     // Act: a slow request loads the session; sign-out completes; the slow request then modifies and saves it.

@@ -174,7 +174,7 @@ async fn an_undecodable_record_loads_as_no_session() {
 
     assert!(fx.store.load(&rec.id).await.expect("no error").is_none());
     let auth = AuthSession::new(Session::new(Some(rec.id), Arc::new(fx.store.clone()), None));
-    assert_eq!(auth.user().await.expect("no error"), None);
+    assert_eq!(auth.user::<serde_json::Value>().await.expect("no error"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,7 +189,7 @@ async fn a_dead_database_is_reported_unavailable_quickly() {
     // Act
     let ping = store.ping().await;
     let auth = AuthSession::new(Session::new(Some(Default::default()), Arc::new(store), None));
-    let user = auth.user().await;
+    let user = auth.user::<serde_json::Value>().await;
 
     // Assert
     assert!(matches!(ping, Err(SessionError::Unavailable(_))), "{ping:?}");

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
-use crate::error::ErrorPage;
+use signin_login::ErrorPage;
 
 /// Each asset: name, content type, bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[

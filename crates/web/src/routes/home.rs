@@ -5,54 +5,38 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use serde::Serialize;
-use signin_domain::User;
-use signin_session::AuthSession;
-use tower_sessions::Session;
+use signin_login::{CsrfToken, MaybeUser};
 
-use crate::{AppError, AppState};
+use crate::state::PageContext;
+use crate::{AppError, AppState, SessionUser};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/", get(get::home))
+    Router::new().route("/", get(home))
 }
 
 #[derive(Serialize)]
 struct ProfileContext<'a> {
-    user: ProfileView<'a>,
+    page: PageContext,
+    user: &'a SessionUser,
     csrf: &'a str,
 }
 
 #[derive(Serialize)]
-struct ProfileView<'a> {
-    name: &'a str,
-    email: &'a str,
-    picture: Option<&'a str>,
+pub(crate) struct LoginContext<'a> {
+    pub page: PageContext,
+    pub message: Option<&'a str>,
 }
 
-impl<'a> From<&'a User> for ProfileView<'a> {
-    fn from(user: &'a User) -> Self {
-        Self { name: user.name.as_ref(), email: user.email.as_ref(), picture: user.picture.as_ref().map(AsRef::as_ref) }
-    }
-}
-
-#[derive(Serialize)]
-struct LoginContext {
-    message: Option<&'static str>,
-}
-
-mod get {
-    use super::*;
-
-    #[tracing::instrument(name = "home", skip_all, fields(user.id = tracing::field::Empty))]
-    pub(super) async fn home(State(state): State<AppState>, session: Session) -> Result<Html<String>, AppError> {
-        let auth = AuthSession::new(session);
-        let Some(user) = auth.user().await? else {
-            return Ok(Html(state.templates.render("login.html", LoginContext { message: None })?));
-        };
-        tracing::Span::current().record("user.id", tracing::field::display(user.id));
-        auth.touch(state.settings.touch_interval).await?;
-        let csrf = auth.csrf_token().await?.unwrap_or_default();
-        let page =
-            state.templates.render("profile.html", ProfileContext { user: ProfileView::from(&user), csrf: &csrf })?;
-        Ok(Html(page))
-    }
+#[tracing::instrument(name = "home", skip_all, fields(user.id = tracing::field::Empty))]
+async fn home(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser<SessionUser>,
+    csrf: Option<CsrfToken>,
+) -> Result<Html<String>, AppError> {
+    let Some(user) = user else {
+        return Ok(Html(state.templates.render("login.html", LoginContext { page: state.page(), message: None })?));
+    };
+    tracing::Span::current().record("user.id", tracing::field::display(user.id));
+    let csrf = csrf.as_ref().map(CsrfToken::as_str).unwrap_or_default();
+    Ok(Html(state.templates.render("profile.html", ProfileContext { page: state.page(), user: &user, csrf })?))
 }

@@ -1,13 +1,11 @@
 //! The pages. Each module exports `router()`.
 
+pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod home;
-pub(crate) mod login;
-pub(crate) mod logout;
 
 use axum::http::StatusCode;
-
-use crate::error::ErrorPage;
+use signin_login::ErrorPage;
 
 /// Any path no route knows.
 pub(crate) async fn not_found() -> ErrorPage {

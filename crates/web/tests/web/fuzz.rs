@@ -3,8 +3,9 @@
 //!
 //! The generator mixes methods (odd tokens too), paths (known routes, `/static/…`, `..`, percent-escapes that are
 //! not UTF-8, very long ones), query strings (huge, repeated keys, bad escapes, `code`/`state`/`error`/`iss`/`next`),
-//! cookies (garbage, 8 KB and more, forged session ids of the right shape, real ids of a pending and of a signed-in
-//! session, several at once) and bodies (form garbage, larger than the limit, wrong content types).
+//! cookies (garbage, 8 KB and more, forged session ids of the right shape, garbage, oversized and misnamed sign-in
+//! attempt cookies, a real attempt cookie and a real signed-in session, several at once) and bodies (form garbage,
+//! larger than the limit, wrong content types).
 //!
 //! `SIGNIN_FUZZ_CASES` sets the number of requests (default 2,000); `scripts/fuzz` runs 100,000 in release mode
 //! and prints the status histogram.
@@ -19,23 +20,24 @@ use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::support::{
-    GOOD_CODE, MAX_BODY, NAME, ORIGIN, STATE, TestApp, UNVERIFIED_CODE, body_text, csrf_token, request, set_cookie,
-    sign_in,
+    ATTEMPT_PREFIX, GOOD_CODE, ISSUER, MAX_BODY, NAME, ORIGIN, SESSION_COOKIE, TestApp, UNVERIFIED_CODE, begin,
+    body_text, csrf_token, request, sign_in,
 };
 
-/// Real sessions for the generator to send: one with a sign-in under way, one signed in (with its CSRF token).
+/// Real cookies for the generator to send: a sign-in attempt under way (its cookie and state), and a signed-in
+/// session (with its CSRF token).
 struct Sessions {
-    pending: String,
+    attempt: String,
+    state: String,
     signed_in: String,
     csrf: String,
 }
 
 async fn real_sessions(app: &TestApp) -> Sessions {
-    let login = app.get("/login", None).await;
-    let pending = set_cookie(&login).expect("a pending-login session");
+    let attempt = begin(app, "").await;
     let signed_in = sign_in(app).await;
     let csrf = csrf_token(app, &signed_in).await;
-    Sessions { pending, signed_in, csrf }
+    Sessions { attempt: attempt.cookie, state: attempt.state, signed_in, csrf }
 }
 
 // ---- the generator ----
@@ -57,7 +59,7 @@ struct Generated {
 const METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
 const TCHARS: &str = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// The routes with handlers that read the request (query, cookies, session, form).
-const LIVE_ROUTES: &[&str] = &["/", "/login", "/login/callback", "/logout"];
+const LIVE_ROUTES: &[&str] = &["/", "/login", "/login/callback", "/logout", "/api/me"];
 /// Other routes, and near misses.
 const ROUTES: &[&str] = &[
     "/",
@@ -67,6 +69,10 @@ const ROUTES: &[&str] = &[
     "/logout",
     "/health/live",
     "/health/ready",
+    "/api/me",
+    "/api/me/",
+    "/api",
+    "/API/ME",
     "/static/app.css",
     "/static/app.js",
     "/static/avatar.svg",
@@ -129,7 +135,7 @@ const PIECES: &[&str] = &[
     "%3Cscript%3E",
 ];
 const QUERY_KEYS: &[&str] =
-    &["next", "code", "state", "error", "error_description", "iss", "csrf", "session_state", "", "next[]", "%6Eext"];
+    &["next", "code", "state", "error", "error_description", "iss", "csrf", "login_hint", "", "next[]", "%6Eext"];
 const NEXTS: &[&str] = &[
     "/",
     "/profile",
@@ -189,12 +195,13 @@ fn path() -> BoxedStrategy<String> {
     .boxed()
 }
 
-fn query() -> impl Strategy<Value = Option<String>> {
+fn query(sessions: &Sessions) -> impl Strategy<Value = Option<String>> {
+    let state = sessions.state.clone();
     let key = prop_oneof![3 => select(QUERY_KEYS).prop_map(str::to_owned), 1 => from_pieces(3)];
     let value = prop_oneof![
         3 => from_pieces(5),
         2 => select(NEXTS).prop_map(str::to_owned),
-        1 => Just(STATE.to_owned()),
+        1 => Just(state.clone()),
         1 => Just(GOOD_CODE.to_owned()),
         1 => Just(UNVERIFIED_CODE.to_owned()),
         1 => (from_pieces(2), 2_000..40_000usize).prop_map(|(v, len)| v.repeat(len / v.len().max(1) + 1)),
@@ -212,7 +219,9 @@ fn query() -> impl Strategy<Value = Option<String>> {
         2 => Just(None),
         5 => pairs.prop_map(Some),
         1 => repeated.prop_map(Some),
-        1 => Just(Some(format!("code={GOOD_CODE}&state={STATE}&iss=https%3A%2F%2Fidp.example.com"))),
+        1 => Just(Some(format!("code={GOOD_CODE}&state={state}&iss={ISSUER}"))),
+        1 => Just(Some(format!("code={UNVERIFIED_CODE}&state={state}"))),
+        1 => Just(Some(format!("error=access_denied&state={state}"))),
     ]
 }
 
@@ -234,22 +243,70 @@ fn session_id_shaped() -> impl Strategy<Value = String> {
     .prop_map(|chars| chars.into_iter().collect())
 }
 
+/// The name of an attempt cookie: the prefix and something like a hash.
+fn attempt_shaped_name() -> impl Strategy<Value = String> {
+    session_id_shaped().prop_map(|id| format!("{ATTEMPT_PREFIX}{id}"))
+}
+
 fn cookie(sessions: &Sessions) -> impl Strategy<Value = Option<Vec<u8>>> {
-    let real = select(vec![sessions.pending.clone(), sessions.signed_in.clone()]);
+    let real = select(vec![sessions.attempt.clone(), sessions.signed_in.clone()]);
     let real_for_many = real.clone();
+    let (attempt_name, sealed) = sessions.attempt.split_once('=').expect("name=value");
+    let (attempt_name, sealed) = (attempt_name.to_owned(), sealed.to_owned());
+    let signed_in = sessions.signed_in.clone();
+    let attempt = sessions.attempt.clone();
+    let attempts = prop_oneof![
+        1 => Just(Some(format!("{ATTEMPT_PREFIX}abc=garbage").into_bytes())),
+        2 => (attempt_shaped_name(), header_bytes(0..200)).prop_map(|(name, value)| {
+            let mut cookie = format!("{name}=").into_bytes();
+            cookie.extend(value);
+            Some(cookie)
+        }),
+        // The real attempt's sealed value under another name: it does not open there.
+        1 => attempt_shaped_name().prop_map(move |name| Some(format!("{name}={sealed}").into_bytes())),
+        // The real attempt's name with a value tampered with: cut short, one character changed, or grown.
+        1 => (0..sessions.attempt.len(), select(TCHARS.chars().collect::<Vec<_>>())).prop_map({
+            let attempt = attempt.clone();
+            move |(at, c)| {
+                let mut cookie = attempt.clone().into_bytes();
+                let at = at.max(attempt_name.len() + 1);
+                match at % 3 {
+                    0 => cookie.truncate(at),
+                    1 => {
+                        let last = cookie.len() - 1;
+                        cookie[at.min(last)] = c as u8;
+                    }
+                    _ => cookie.extend(std::iter::repeat_n(c as u8, at)),
+                }
+                Some(cookie)
+            }
+        }),
+        // Larger than any attempt cookie we write.
+        1 => (attempt_shaped_name(), 3_000..9_000usize).prop_map(|(name, len)| {
+            Some(format!("{name}={}", "A".repeat(len)).into_bytes())
+        }),
+        // Many attempts at once, garbage beside the real one and the session.
+        1 => proptest::collection::vec(attempt_shaped_name(), 1..12).prop_map(move |names| {
+            let mut cookie = names.iter().map(|name| format!("{name}=x")).collect::<Vec<_>>();
+            cookie.push(attempt.clone());
+            cookie.push(signed_in.clone());
+            Some(cookie.join("; ").into_bytes())
+        }),
+    ];
     prop_oneof![
         3 => Just(None),
         2 => real.prop_map(|c| Some(c.into_bytes())),
-        2 => session_id_shaped().prop_map(|id| Some(format!("signin_session={id}").into_bytes())),
+        2 => session_id_shaped().prop_map(|id| Some(format!("{SESSION_COOKIE}={id}").into_bytes())),
+        3 => attempts,
         1 => header_bytes(1..300).prop_map(Some),
         // 8 KB and more: a short random run repeated (a vector of 10,000 generated bytes would be slow to make).
         1 => (header_bytes(1..64), 8_000..12_000usize).prop_map(|(junk, len)| {
-            let mut cookie = b"signin_session=".to_vec();
+            let mut cookie = format!("{SESSION_COOKIE}=").into_bytes();
             cookie.extend(junk.iter().cycle().take(len));
             Some(cookie)
         }),
         1 => (session_id_shaped(), session_id_shaped(), real_for_many).prop_map(|(a, b, real)| {
-            Some(format!("other=1; signin_session={a}; {real}; signin_session={b}; =; ;;").into_bytes())
+            Some(format!("other=1; {SESSION_COOKIE}={a}; {real}; {SESSION_COOKIE}={b}; =; ;;").into_bytes())
         }),
     ]
 }
@@ -278,7 +335,7 @@ fn generated(sessions: &Sessions) -> impl Strategy<Value = Generated> {
         1 => Just(Some("null".to_owned())),
     ];
     let content_type = prop_oneof![2 => Just(None), 3 => select(CONTENT_TYPES).prop_map(|c| Some(c.to_owned()))];
-    (method(), path(), query(), cookie(sessions), content_type, origin, body(sessions), any::<bool>()).prop_map(
+    (method(), path(), query(sessions), cookie(sessions), content_type, origin, body(sessions), any::<bool>()).prop_map(
         |(method, path, query, cookie, content_type, origin, body, content_length)| Generated {
             method,
             path,

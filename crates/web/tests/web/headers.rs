@@ -65,7 +65,10 @@ async fn the_login_page_carries_every_protective_header_and_is_not_stored() {
     let html = body_text(response).await;
     assert!(html.contains("<html lang=\"en\">") && html.contains("<main"), "{html}");
     assert!(
-        html.contains("Login to continue") && html.contains("Login with Google") && html.contains("href=\"/login\"")
+        html.contains("Login to continue")
+            && html.contains("Login with Example ID")
+            && html.contains("href=\"/login\""),
+        "{html}"
     );
 }
 
@@ -113,6 +116,19 @@ async fn health_answers_carry_the_protective_headers_too() {
     for path in ["/health/live", "/health/ready"] {
         let response = app.get(path, None).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_protective_headers(&response);
+        assert_no_store(&response);
+    }
+}
+
+#[tokio::test]
+async fn api_answers_carry_the_protective_headers_and_are_not_stored() {
+    let app = TestApp::new();
+    let cookie = sign_in(&app).await;
+    for (cookie, status) in [(Some(cookie.as_str()), StatusCode::OK), (None, StatusCode::UNAUTHORIZED)] {
+        let response = app.get("/api/me", cookie).await;
+        assert_eq!(response.status(), status);
+        assert!(header(response.headers(), header::CONTENT_TYPE).contains("json"), "{status}");
         assert_protective_headers(&response);
         assert_no_store(&response);
     }
@@ -175,8 +191,11 @@ async fn hsts_is_sent_only_when_the_site_is_served_over_https() {
             .unwrap_or_else(|| panic!("https {path}: HSTS with a max-age, got `{hsts}`"));
         assert!(max_age >= 31_536_000, "https {path}: at least a year: {hsts}");
     }
-    // The profile too.
-    let cookie = sign_in(&secure).await;
+    // The sign-in steps and the profile too.
+    let cookie = sign_in_inspecting(&secure, |response| {
+        assert!(response.headers().get(header::STRICT_TRANSPORT_SECURITY).is_some(), "{}", response.status());
+    })
+    .await;
     let response = secure.get("/", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(header::STRICT_TRANSPORT_SECURITY).is_some());

@@ -1,8 +1,14 @@
 //! The fakes at the crate's seams and the helpers every module uses.
 //!
-//! The router is the real one; the provider and the user store are fakes behind their traits; sessions live in
-//! tower-sessions' memory store, under the cookie name and flags production uses. Requests go through `oneshot`.
+//! The router is the real one, built the way the server builds it: a `signin_login::Login` over a fake provider
+//! and the app's own `RecordUsers` hook over a fake user store; sessions live in tower-sessions' memory store
+//! (behind a wrapper that tells how many it holds), under the cookie name and flags production uses. Requests go
+//! through `oneshot`.
+//!
+//! The fake provider only plays the provider: it formats the authorization URL (with the `state` the login flow
+//! chose) and redeems codes. Every protocol rule (`state`, expiry, `error=`, `iss`) is the auth crate's.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -12,24 +18,36 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header, request};
 use chrono::{DateTime, Utc};
-use signin_auth::{AuthError, AuthErrorKind, Callback, IdentityProvider, LoginStart, PendingLogin};
-use signin_domain::{Identity, ProfileClaims, RepositoryError, User, UserId, UserRepository};
-use signin_session::SessionSettings;
-use signin_web::{App, AppState, HealthCheck, Templates, WebSettings};
+use signin_auth::{AuthError, AuthErrorKind, AuthorizationRequest};
+use signin_domain::{Identity, RepositoryError, User, UserId, UserRepository};
+use signin_login::{
+    Claims, GOOGLE_ISSUER, Login, LoginSettings, Provider, SessionSettings, Sessions, SignedIn, Tokens,
+    generate_cookie_key,
+};
+use signin_web::{App, HealthCheck, RecordUsers, Templates, WebSettings};
 use tower::ServiceExt as _;
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{MemoryStore, SessionManagerLayer};
+use tower_sessions::MemoryStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
 
 /// The public URL of the site under test, unless a test says otherwise.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";
-/// The `state` the fake provider hands out (every login gets the same one).
-pub const STATE: &str = "fake-state";
-/// Where the fake provider sends the browser.
-pub const AUTHORIZE_URL: &str = "https://idp.example.com/authorize?state=fake-state";
-/// The code the fake provider accepts.
+/// The fake provider's issuer (unless it plays Google).
+pub const ISSUER: &str = "https://idp.example.com";
+/// The fake provider's name on pages (unless it plays Google).
+pub const PROVIDER_NAME: &str = "Example ID";
+/// Where the fake provider sends the browser; its URL adds `state`, `nonce` and `code_challenge`.
+pub const AUTHORIZE_URL: &str = "https://idp.example.com/authorize";
+/// The session cookie's name (the default).
+pub const SESSION_COOKIE: &str = "signin_session";
+/// The prefix of every sign-in attempt cookie's name.
+pub const ATTEMPT_PREFIX: &str = "signin_session_login_";
+/// A code the fake provider redeems, once; any code that starts with it does too (see [`FakeProvider::good_code`]).
 pub const GOOD_CODE: &str = "good-code";
 /// The code for which the fake provider answers with an account whose email is not verified.
 pub const UNVERIFIED_CODE: &str = "unverified";
+/// The code for which the fake provider's token endpoint fails (a provider outage during the callback).
+pub const OUTAGE_CODE: &str = "provider-outage";
 /// The request body limit of the router under test (the default).
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -38,18 +56,23 @@ pub const NAME: &str = "Ada Lovelace";
 pub const EMAIL: &str = "ada@example.com";
 pub const PICTURE: &str = "https://pictures.example.com/ada.png";
 
-/// The code for which the fake provider's token endpoint fails (a provider outage during the callback).
-pub const OUTAGE_CODE: &str = "provider-outage";
-
-/// A provider that accepts [`GOOD_CODE`] (and [`UNVERIFIED_CODE`]) with the state it handed out, like a real one.
-/// Its health check can be made to fail, and it counts the checks.
+/// A provider that redeems codes starting with [`GOOD_CODE`] (and [`UNVERIFIED_CODE`]) once each, like a real one,
+/// and refuses any other code. Its health check can be made to fail, and it counts the checks.
 #[derive(Clone, Default)]
 pub struct FakeProvider {
+    google: bool,
     outage: Arc<Mutex<Option<AuthErrorKind>>>,
     pings: Arc<AtomicUsize>,
+    used: Arc<Mutex<HashSet<String>>>,
+    codes: Arc<AtomicUsize>,
 }
 
 impl FakeProvider {
+    /// The provider; with `google`, it has Google's issuer and name (for Google's branding).
+    pub fn new(google: bool) -> Self {
+        Self { google, ..Self::default() }
+    }
+
     /// From now on the health check fails with this kind (`ProviderTimeout` or `ProviderUnavailable`), or passes.
     pub fn set_outage(&self, kind: Option<AuthErrorKind>) {
         *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = kind;
@@ -59,6 +82,11 @@ impl FakeProvider {
     pub fn pings(&self) -> usize {
         self.pings.load(Ordering::SeqCst)
     }
+
+    /// A good code no one has used yet.
+    pub fn good_code(&self) -> String {
+        format!("{GOOD_CODE}-{}", self.codes.fetch_add(1, Ordering::SeqCst))
+    }
 }
 
 fn unavailable() -> AuthError {
@@ -66,44 +94,52 @@ fn unavailable() -> AuthError {
 }
 
 #[async_trait]
-impl IdentityProvider for FakeProvider {
-    fn begin(&self) -> LoginStart {
-        // `PendingLogin` keeps its fields to the auth crate; it is serialisable (it lives in sessions), so a fake
-        // builds one the way a session store would.
-        let pending: PendingLogin = serde_json::from_value(serde_json::json!({
-            "state": STATE,
-            "nonce": "fake-nonce",
-            "pkce_verifier": "fake-verifier",
-            "created_at": Utc::now().timestamp(),
-        }))
-        .expect("a pending login from its serialised form");
-        LoginStart { authorize_url: AUTHORIZE_URL.parse().expect("url"), pending }
+impl Provider for FakeProvider {
+    fn issuer(&self) -> &str {
+        if self.google { GOOGLE_ISSUER } else { ISSUER }
     }
 
-    async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<ProfileClaims, AuthError> {
-        if let Some(code) = callback.error {
-            return Err(AuthError::Denied { code });
+    fn display_name(&self) -> &str {
+        if self.google { "Google" } else { PROVIDER_NAME }
+    }
+
+    fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url {
+        let mut url = url::Url::parse(AUTHORIZE_URL).expect("the authorization URL parses");
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("state", request.state)
+                .append_pair("nonce", request.nonce)
+                .append_pair("code_challenge", request.code_challenge)
+                .append_pair("code_challenge_method", "S256");
+            if let Some(hint) = request.login_hint {
+                query.append_pair("login_hint", hint);
+            }
         }
-        let expected = serde_json::to_value(&pending).expect("a pending login serialises")["state"].clone();
-        if callback.state.is_none() || callback.state.as_deref() != expected.as_str() {
-            return Err(AuthError::StateMismatch);
-        }
-        let verified = match callback.code.as_deref() {
-            Some(GOOD_CODE) => true,
-            Some(UNVERIFIED_CODE) => false,
-            Some(OUTAGE_CODE) => return Err(unavailable()),
-            Some(_) => return Err(AuthError::CodeRejected { code: "invalid_grant".into() }),
-            None => return Err(AuthError::MissingCode),
+        url
+    }
+
+    async fn redeem(&self, code: &str, _pkce_verifier: &str, _nonce: &str) -> Result<SignedIn, AuthError> {
+        let verified = if code == OUTAGE_CODE {
+            return Err(unavailable());
+        } else if code.starts_with(GOOD_CODE) {
+            true
+        } else if code == UNVERIFIED_CODE {
+            false
+        } else {
+            return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
         };
-        Ok(ProfileClaims {
-            issuer: "https://idp.example.com".into(),
-            subject: "ada".into(),
-            email: Some(EMAIL.into()),
-            email_verified: Some(verified),
-            name: Some(NAME.into()),
-            given_name: Some("Ada".into()),
-            picture: Some(PICTURE.into()),
-        })
+        // A code works once: a second redemption is refused, as a real provider refuses it.
+        if !self.used.lock().unwrap_or_else(PoisonError::into_inner).insert(code.to_owned()) {
+            return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
+        }
+        let mut claims = Claims::new(self.issuer(), "ada");
+        claims.profile.email = Some(EMAIL.into());
+        claims.profile.email_verified = Some(verified);
+        claims.profile.name = Some(NAME.into());
+        claims.profile.given_name = Some("Ada".into());
+        claims.profile.picture = Some(PICTURE.into());
+        Ok(SignedIn { claims, tokens: Tokens::new("access-token".into(), None, "id-token".into(), None) })
     }
 
     async fn ping(&self) -> Result<(), AuthError> {
@@ -155,12 +191,65 @@ impl UserRepository for FakeUsers {
     }
 }
 
+/// The memory store, remembering the ids written to it so tests can tell how many sessions it holds (the memory
+/// store itself cannot list them). The ids are those the store sees (hashes of the cookies' ids).
+#[derive(Debug, Clone, Default)]
+pub struct CountingStore {
+    memory: MemoryStore,
+    ids: Arc<Mutex<HashSet<Id>>>,
+}
+
+impl CountingStore {
+    /// How many sessions the store holds.
+    pub async fn count(&self) -> usize {
+        let ids: Vec<Id> = self.ids.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect();
+        let mut held = 0;
+        for id in ids {
+            if self.memory.load(&id).await.expect("the memory store answers").is_some() {
+                held += 1;
+            }
+        }
+        held
+    }
+
+    fn remember(&self, id: Id) {
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner).insert(id);
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.memory.create(record).await?;
+        self.remember(record.id);
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.memory.save(record).await?;
+        self.remember(record.id);
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        self.memory.load(session_id).await
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.memory.delete(session_id).await?;
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner).remove(session_id);
+        Ok(())
+    }
+}
+
 /// How to build the app under test.
 pub struct Options {
     pub public_url: &'static str,
     pub max_body_bytes: usize,
     pub health: Vec<Arc<dyn HealthCheck>>,
     pub provider_check_interval: Duration,
+    /// The provider plays Google (its issuer and name).
+    pub google: bool,
 }
 
 impl Default for Options {
@@ -169,16 +258,18 @@ impl Default for Options {
             public_url: ORIGIN,
             max_body_bytes: MAX_BODY,
             health: Vec::new(),
-            provider_check_interval: WebSettings::new(ORIGIN.parse().expect("url")).provider_check_interval,
+            provider_check_interval: LoginSettings::default().provider_check_interval,
+            google: false,
         }
     }
 }
 
-/// The whole router over the fakes, and the user store to look into.
+/// The whole router over the fakes, and the fakes and the session store to look into.
 pub struct TestApp {
     router: Router,
     pub users: FakeUsers,
     pub provider: FakeProvider,
+    pub store: CountingStore,
 }
 
 impl TestApp {
@@ -187,31 +278,36 @@ impl TestApp {
         Self::with(Options::default())
     }
 
-    /// The app at a public URL (https sends HSTS and makes the cookie `Secure`).
+    /// The app at a public URL (https sends HSTS and makes the cookies `Secure`).
     pub fn at(public_url: &'static str) -> Self {
         Self::with(Options { public_url, ..Options::default() })
     }
 
     pub fn with(options: Options) -> Self {
+        let public_url: url::Url = options.public_url.parse().expect("public url");
+        let secure = public_url.scheme() == "https";
+        let sessions = Sessions::new(
+            public_url,
+            SessionSettings { secure, ..SessionSettings::default() },
+            LoginSettings {
+                cookie_keys: vec![generate_cookie_key().into()],
+                provider_check_interval: options.provider_check_interval,
+                ..LoginSettings::default()
+            },
+        )
+        .expect("valid site settings");
         let users = FakeUsers::default();
-        let mut settings = WebSettings::new(options.public_url.parse().expect("public url"));
-        settings.max_body_bytes = options.max_body_bytes;
-        settings.provider_check_interval = options.provider_check_interval;
-        let provider = FakeProvider::default();
+        let provider = FakeProvider::new(options.google);
+        let login = Login::new(sessions, Arc::new(provider.clone()), RecordUsers::new(Arc::new(users.clone())))
+            .expect("a login with an attempt-cookie key");
         let app = App {
-            users: Arc::new(users.clone()),
-            identity: Arc::new(provider.clone()),
+            login,
             templates: Templates::new().expect("templates"),
-            settings,
+            settings: WebSettings { max_body_bytes: options.max_body_bytes, ..WebSettings::default() },
             health: options.health,
         };
-        let sessions = SessionManagerLayer::new(MemoryStore::default())
-            .with_name(SessionSettings::default().cookie_name)
-            .with_http_only(true)
-            .with_same_site(SameSite::Lax)
-            .with_secure(options.public_url.starts_with("https:"))
-            .with_path("/");
-        Self { router: signin_web::router(AppState::new(app), sessions), users, provider }
+        let store = CountingStore::default();
+        Self { router: signin_web::router(app, store.clone()), users, provider, store }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
@@ -223,7 +319,7 @@ impl TestApp {
     }
 }
 
-/// A request to `path`, carrying `cookie` if given.
+/// A request to `path`, carrying `cookie` (a `Cookie` header's value) if given.
 pub fn request(method: Method, path: &str, cookie: Option<&str>) -> request::Builder {
     let request = Request::builder().method(method).uri(path);
     match cookie {
@@ -246,34 +342,114 @@ pub fn header(headers: &HeaderMap, name: impl header::AsHeaderName) -> &str {
     headers.get(name).map(|v| v.to_str().expect("ascii header")).unwrap_or_default()
 }
 
-/// The `name=value` of the cookie a response sets.
-pub fn set_cookie(response: &Response<Body>) -> Option<String> {
-    let value = response.headers().get(header::SET_COOKIE)?.to_str().ok()?;
-    Some(value.split(';').next()?.to_owned()).filter(|pair| !pair.is_empty())
+/// Every `Set-Cookie` of a response, in full.
+pub fn set_cookies(response: &Response<Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii set-cookie").to_owned())
+        .collect()
+}
+
+/// The `Set-Cookie` a response sends for the cookie called `name` (in full), if any.
+pub fn set_cookie_named(response: &Response<Body>, name: &str) -> Option<String> {
+    set_cookies(response).into_iter().find(|set| set.split_once('=').is_some_and(|(n, _)| n == name))
+}
+
+/// The `name=value` of a `Set-Cookie`.
+pub fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// The `name=value` of the session cookie a response sets, if it sets one with a value.
+pub fn set_session_cookie(response: &Response<Body>) -> Option<String> {
+    set_cookie_named(response, SESSION_COOKIE)
+        .map(|set| pair(&set))
+        .filter(|pair| pair.len() > SESSION_COOKIE.len() + 1)
 }
 
 /// The `name=value` of the session cookie a response must set.
 #[track_caller]
 pub fn session_cookie(response: &Response<Body>) -> String {
-    set_cookie(response).expect("a session cookie")
+    set_session_cookie(response).expect("a session cookie")
 }
 
-/// The callback the provider sends the browser to, with our state and `code`.
-pub fn callback(code: &str) -> String {
-    format!("/login/callback?code={code}&state={STATE}")
+/// The attempt cookies a response sets (in full), removals included.
+pub fn set_attempt_cookies(response: &Response<Body>) -> Vec<String> {
+    set_cookies(response).into_iter().filter(|set| set.starts_with(ATTEMPT_PREFIX)).collect()
+}
+
+/// One sign-in under way in a browser: the attempt cookie `/login` set and the `state` it sent to the provider.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// `signin_session_login_<hash>=<sealed>`.
+    pub cookie: String,
+    /// The `state` of the authorization URL.
+    pub state: String,
+    /// The whole `Set-Cookie` of the attempt.
+    pub set_cookie: String,
+}
+
+impl Attempt {
+    /// The attempt `/login` answered with: a 303 to the provider, with the state in the URL and one attempt cookie.
+    #[track_caller]
+    pub fn from_login(response: &Response<Body>) -> Self {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "/login sends the browser away");
+        let state = provider_query(response, "state").expect("a state in the authorization URL");
+        let attempts: Vec<String> =
+            set_attempt_cookies(response).into_iter().filter(|set| !set.contains("Max-Age=0")).collect();
+        assert_eq!(attempts.len(), 1, "one new attempt cookie: {attempts:?}");
+        let set_cookie = attempts.into_iter().next().expect("one attempt cookie");
+        Self { cookie: pair(&set_cookie), state, set_cookie }
+    }
+
+    /// The attempt cookie's name.
+    pub fn name(&self) -> &str {
+        self.cookie.split_once('=').map_or("", |(name, _)| name)
+    }
+
+    /// The callback the provider sends this browser to, with `code`.
+    pub fn callback(&self, code: &str) -> String {
+        callback(code, &self.state)
+    }
+}
+
+/// A parameter of the authorization URL a `/login` response sends the browser to, when it goes to the provider.
+pub fn provider_query(response: &Response<Body>, name: &str) -> Option<String> {
+    let location = header(response.headers(), header::LOCATION);
+    let url = url::Url::parse(location).ok()?;
+    if !url.as_str().starts_with(AUTHORIZE_URL) {
+        return None;
+    }
+    url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
+
+/// The callback the provider sends the browser to, with `code` and `state`.
+pub fn callback(code: &str, state: &str) -> String {
+    let state: String = url::form_urlencoded::byte_serialize(state.as_bytes()).collect();
+    format!("/login/callback?code={code}&state={state}")
+}
+
+/// A `Cookie` header's value with every given `name=value`.
+pub fn cookies(pairs: &[&str]) -> String {
+    pairs.join("; ")
+}
+
+/// Starts a sign-in in a fresh browser (`/login` plus `query`).
+pub async fn begin(app: &TestApp, query: &str) -> Attempt {
+    Attempt::from_login(&app.get(&format!("/login{query}"), None).await)
 }
 
 /// Signs in a fresh browser through the fake provider; `inspect` sees the `/login` and the callback responses.
 /// Returns the session cookie of the signed-in browser.
 pub async fn sign_in_inspecting(app: &TestApp, inspect: impl Fn(&Response<Body>)) -> String {
     let login = app.get("/login", None).await;
-    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let attempt = Attempt::from_login(&login);
     inspect(&login);
-    let cookie = session_cookie(&login);
-    let callback = app.get(&callback(GOOD_CODE), Some(&cookie)).await;
+    let callback = app.get(&attempt.callback(&app.provider.good_code()), Some(&attempt.cookie)).await;
     assert_eq!(callback.status(), StatusCode::SEE_OTHER, "the fake sign-in completes");
     inspect(&callback);
-    // The session id changes at sign-in.
     session_cookie(&callback)
 }
 

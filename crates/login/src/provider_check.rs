@@ -2,15 +2,15 @@
 //!
 //! `/login` itself needs nothing from the provider (discovery happened at start-up), so without a check a person
 //! would leave this site for a dead one. Instead `/login` asks the provider's keys endpoint, at most once per
-//! interval while it answers and again after a short pause while it does not, and shows our 502/504 page when it
+//! interval while it answers and again after a short pause while it does not, and shows a 502/504 page when it
 //! fails. A sign-in that fails on the provider's side forgets the last good answer, so the next `/login` checks.
 
 use std::time::{Duration, Instant};
 
-use signin_auth::{AuthErrorKind, IdentityProvider};
+use signin_auth::{AuthErrorKind, Provider};
 use tokio::sync::Mutex;
 
-use crate::AppError;
+use crate::error::LoginError;
 
 /// How long a failed check stands before the provider is asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -34,7 +34,7 @@ impl ProviderCheck {
     }
 
     /// `Ok` when the provider answered lately (or checks are off), else the error to show.
-    pub(crate) async fn ensure(&self, provider: &dyn IdentityProvider) -> Result<(), AppError> {
+    pub(crate) async fn ensure(&self, provider: &dyn Provider) -> Result<(), LoginError> {
         if self.interval.is_zero() {
             return Ok(());
         }
@@ -53,7 +53,7 @@ impl ProviderCheck {
                 outcome
             }
         };
-        outcome.map_err(|failure| AppError::ProviderDown { timed_out: failure.timed_out, reason: failure.reason })
+        outcome.map_err(|failure| LoginError::ProviderDown { timed_out: failure.timed_out, reason: failure.reason })
     }
 
     /// Forgets a good answer after the provider failed a sign-in, so the next `/login` checks again.

@@ -1,0 +1,206 @@
+//! Sign-in attempts kept in the browser: one short-lived, encrypted and authenticated cookie per attempt, so an
+//! anonymous `/login` writes nothing on the server and several tabs can each sign in.
+//!
+//! Each cookie is sealed with AES-256-GCM by the `cookie` crate's private jar (the cookie's name is the associated
+//! data, so a value moved to another name does not open). Its name carries a short hash of the attempt's `state`,
+//! which lets the callback find its own attempt among several. The cookies go only to the sign-in paths and expire
+//! with the pending-login lifetime.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, CookieJar, SameSite};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use signin_auth::PendingLogin;
+use signin_domain::LocalPath;
+
+use crate::settings::AttemptKeys;
+
+/// Longest attempt cookie value accepted or written (a browser keeps about 4 KB per cookie).
+const MAX_VALUE_BYTES: usize = 3800;
+
+/// What one attempt cookie holds.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    #[serde(rename = "p")]
+    pending: PendingLogin,
+    #[serde(rename = "n")]
+    next: LocalPath,
+    /// When the attempt started, in Unix nanoseconds: orders attempts begun within the same second (the pending
+    /// login's own start time has whole seconds), so the cap drops the oldest.
+    #[serde(rename = "o")]
+    started: i64,
+}
+
+/// Now, in Unix nanoseconds.
+fn now_nanos() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// What the callback found for its `state`.
+pub(crate) enum Taken {
+    /// The attempt, opened and authenticated.
+    Found(PendingLogin, LocalPath),
+    /// No attempt cookie at all: expired, already used, or begun in another browser.
+    Missing,
+    /// Attempt cookies, but none for this state: a forged or stale link.
+    Other,
+    /// A cookie that does not open: tampered with, sealed with a key we do not have, or oversized.
+    Invalid,
+}
+
+/// The attempt cookies of one site.
+#[derive(Clone)]
+pub(crate) struct Attempts {
+    keys: AttemptKeys,
+    /// `<session cookie name>_login_`.
+    prefix: String,
+    /// The cookies' `Path`: the longest common path of the login and callback paths.
+    path: String,
+    secure: bool,
+    max_age: Duration,
+    max: usize,
+}
+
+impl Attempts {
+    pub(crate) fn new(
+        keys: AttemptKeys,
+        session_cookie: &str,
+        path: String,
+        secure: bool,
+        max_age: Duration,
+        max: usize,
+    ) -> Self {
+        Self { keys, prefix: format!("{session_cookie}_login_"), path, secure, max_age, max: max.max(1) }
+    }
+
+    /// Whether a key to seal new attempts is configured.
+    pub(crate) fn can_start(&self) -> bool {
+        self.keys.current().is_some()
+    }
+
+    /// The cookie name of the attempt with this `state`.
+    fn name_for(&self, state: &str) -> String {
+        let digest = Sha256::digest(state.as_bytes());
+        format!("{}{}", self.prefix, URL_SAFE_NO_PAD.encode(&digest[..9]))
+    }
+
+    /// The attempt cookies the request carries.
+    fn present(&self, headers: &HeaderMap) -> Vec<Cookie<'static>> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| Cookie::split_parse(value.to_owned()))
+            .filter_map(Result::ok)
+            .filter(|cookie| cookie.name().starts_with(&self.prefix))
+            .map(Cookie::into_owned)
+            .collect()
+    }
+
+    fn open(&self, cookie: &Cookie<'static>) -> Option<Sealed> {
+        if cookie.value().len() > MAX_VALUE_BYTES {
+            return None;
+        }
+        let jar = CookieJar::new();
+        self.keys
+            .all()
+            .iter()
+            .find_map(|key| jar.private(key).decrypt(cookie.clone()))
+            .and_then(|opened| serde_json::from_str(opened.value()).ok())
+    }
+
+    fn with_attributes(&self, mut cookie: Cookie<'static>, max_age: Duration) -> HeaderValue {
+        cookie.set_path(self.path.clone());
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(self.secure);
+        cookie.set_max_age(cookie::time::Duration::try_from(max_age).unwrap_or(cookie::time::Duration::ZERO));
+        HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    fn removal(&self, name: &str) -> HeaderValue {
+        self.with_attributes(Cookie::new(name.to_owned(), ""), Duration::ZERO)
+    }
+
+    /// The `Set-Cookie` values that record a new attempt: its own cookie, and the removal of attempts that do not
+    /// open, and of the oldest ones beyond the cap. `None` without a key (the caller refuses to start).
+    pub(crate) fn start(
+        &self,
+        headers: &HeaderMap,
+        pending: PendingLogin,
+        next: LocalPath,
+    ) -> Option<Vec<HeaderValue>> {
+        let key = self.keys.current()?;
+        let mut out = Vec::new();
+        let mut open: Vec<(i64, String)> = Vec::new();
+        for cookie in self.present(headers) {
+            match self.open(&cookie) {
+                Some(sealed) => open.push((sealed.started, cookie.name().to_owned())),
+                None => out.push(self.removal(cookie.name())),
+            }
+        }
+        open.sort();
+        let excess = (open.len() + 1).saturating_sub(self.max);
+        out.extend(open.iter().take(excess).map(|(_, name)| self.removal(name)));
+
+        let name = self.name_for(pending.state());
+        let plain = serde_json::to_string(&Sealed { pending, next, started: now_nanos() }).ok()?;
+        let mut jar = CookieJar::new();
+        jar.private_mut(key).add(Cookie::new(name.clone(), plain));
+        let sealed = jar.get(&name)?.clone();
+        if sealed.value().len() > MAX_VALUE_BYTES {
+            return None;
+        }
+        out.push(self.with_attributes(sealed, self.max_age));
+        Some(out)
+    }
+
+    /// Finds and opens the attempt that sent `state`; the second value clears its cookie (whatever the outcome, an
+    /// attempt is used once).
+    pub(crate) fn take(&self, headers: &HeaderMap, state: Option<&str>) -> (Taken, Option<HeaderValue>) {
+        let present = self.present(headers);
+        let nothing = if present.is_empty() { Taken::Missing } else { Taken::Other };
+        let Some(state) = state.filter(|state| !state.is_empty() && state.len() <= 512) else {
+            return (nothing, None);
+        };
+        let name = self.name_for(state);
+        let Some(cookie) = present.into_iter().find(|cookie| cookie.name() == name) else {
+            return (nothing, None);
+        };
+        let clear = Some(self.removal(&name));
+        match self.open(&cookie) {
+            Some(Sealed { pending, next, .. }) => (Taken::Found(pending, next), clear),
+            None => (Taken::Invalid, clear),
+        }
+    }
+}
+
+/// The longest common path of two absolute paths, on segment boundaries (`/login` and `/login/callback` give
+/// `/login`; `/signin` and `/auth/cb` give `/`).
+pub(crate) fn common_path(a: &str, b: &str) -> String {
+    let mut common = Vec::new();
+    for (x, y) in a.split('/').skip(1).zip(b.split('/').skip(1)) {
+        if x != y {
+            break;
+        }
+        common.push(x);
+    }
+    format!("/{}", common.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_path_follows_segments() {
+        assert_eq!(common_path("/login", "/login/callback"), "/login");
+        assert_eq!(common_path("/auth/login", "/auth/login/callback"), "/auth/login");
+        assert_eq!(common_path("/signin", "/auth/cb"), "/");
+        assert_eq!(common_path("/log", "/login/callback"), "/");
+    }
+}

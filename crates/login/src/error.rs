@@ -1,0 +1,222 @@
+//! What can go wrong, and the pages that say so.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use signin_auth::{AuthError, AuthErrorKind};
+use signin_session::SessionError;
+
+use crate::hook::SignInError;
+
+/// Why the login layer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting cannot work; the message names the key.
+    #[error("{0}")]
+    Config(String),
+    /// The provider could not be discovered at start-up.
+    #[error("OpenID Connect discovery failed: {0}")]
+    Discovery(#[from] AuthError),
+}
+
+/// The page for a failed request: status, a short title and a sentence for the person.
+///
+/// Every error response of this crate carries one as a response extension, so a service can render it in its own
+/// layout (a middleware that looks for `response.extensions().get::<ErrorPage>()`); the body is a plain page that
+/// stands on its own for services that do not.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A short title, e.g. "Sign-in failed".
+    pub title: Cow<'static, str>,
+    /// What happened, in plain words; never a token, a code or an internal detail.
+    pub message: Cow<'static, str>,
+    /// The person should see the sign-in page with this message (e.g. after pressing "Cancel" at the provider).
+    pub show_login: bool,
+}
+
+impl ErrorPage {
+    /// A page with this status, title and message.
+    pub fn new(status: StatusCode, title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, title: title.into(), message: message.into(), show_login: false }
+    }
+
+    /// The page for a status that nothing described more closely (405 from a router, 413 from a body limit, …).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (title, message) = match status.as_u16() {
+            400 => ("Bad request", "The request could not be understood."),
+            401 => ("Sign-in required", "Please sign in first."),
+            403 => ("Forbidden", "You are not allowed to do that."),
+            404 => ("Page not found", "There is no page at this address."),
+            405 => ("Method not allowed", "This page does not accept that kind of request."),
+            408 => ("Request timeout", "The request took too long to arrive."),
+            413 => ("Request too large", "The request is larger than this site accepts."),
+            415 => ("Unsupported request", "The request's content type is not accepted here."),
+            422 => ("Bad request", "The form could not be read."),
+            429 => ("Too many requests", "Please slow down and try again in a moment."),
+            502 => ("Sign-in provider error", "The sign-in provider did not answer properly. Please try again."),
+            503 => ("Temporarily unavailable", "The service is temporarily unavailable. Please try again in a minute."),
+            504 => ("Sign-in provider timeout", "The sign-in provider took too long to answer. Please try again."),
+            s if s >= 500 => ("Something went wrong", "Something went wrong on our side. Please try again later."),
+            _ => ("Request failed", "The request could not be completed."),
+        };
+        Self::new(status, title, message)
+    }
+}
+
+impl IntoResponse for ErrorPage {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{title}</title><main><h1>{title}</h1>\
+             <p>{message}</p></main></html>",
+            title = escape(&self.title),
+            message = escape(&self.message)
+        );
+        let mut response = (self.status, Html(body)).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Why a sign-in, a sign-out or reading the session failed. Each is logged once, where it becomes a response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoginError {
+    /// The provider or the token failed a check, or the provider is unavailable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The service's sign-in hook said no, or failed.
+    #[error(transparent)]
+    Hook(#[from] SignInError),
+    /// The session store failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The provider did not answer the check `/login` makes before sending anyone there.
+    #[error("the sign-in provider is not answering: {reason}")]
+    ProviderDown {
+        /// It timed out (504) rather than failed (502).
+        timed_out: bool,
+        /// What the check found.
+        reason: String,
+    },
+    /// A callback arrived with no attempt under way in this browser (expired, used, or begun elsewhere).
+    #[error("no sign-in is under way in this browser")]
+    NoPendingLogin,
+    /// The attempt cookie does not open (tampered with, another deployment's key, oversized).
+    #[error("the sign-in attempt cookie does not open")]
+    BadAttempt,
+    /// `/login` cannot record an attempt (no attempt-cookie key configured).
+    #[error("no attempt-cookie key is configured (login.cookie_keys)")]
+    NoAttemptKey,
+    /// A sign-out without a valid CSRF token or from another site.
+    #[error("the sign-out request failed the CSRF check")]
+    Csrf,
+    /// The request is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The request body is larger than the limit (found while reading a body sent without a length).
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
+}
+
+impl LoginError {
+    pub(crate) fn page(&self) -> ErrorPage {
+        match self {
+            Self::Auth(err) => match err.kind() {
+                AuthErrorKind::Denied => ErrorPage {
+                    show_login: true,
+                    ..ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in cancelled", err.user_message())
+                },
+                AuthErrorKind::InvalidRequest => {
+                    ErrorPage::new(StatusCode::BAD_REQUEST, "Sign-in failed", err.user_message())
+                }
+                AuthErrorKind::ProviderUnavailable => {
+                    ErrorPage::new(StatusCode::BAD_GATEWAY, "Sign-in provider error", err.user_message())
+                }
+                AuthErrorKind::ProviderTimeout => {
+                    ErrorPage::new(StatusCode::GATEWAY_TIMEOUT, "Sign-in provider timeout", err.user_message())
+                }
+            },
+            Self::Hook(SignInError::Refused(message)) => {
+                ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in refused", message.clone())
+            }
+            Self::Hook(SignInError::Invalid { title, message }) => {
+                ErrorPage::new(StatusCode::BAD_REQUEST, title.clone(), message.clone())
+            }
+            Self::Hook(SignInError::Unavailable(_)) | Self::Session(SessionError::Unavailable(_)) => {
+                ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
+            Self::Hook(SignInError::Failed(_)) | Self::Session(_) | Self::NoAttemptKey => {
+                ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Self::ProviderDown { timed_out: true, .. } => ErrorPage::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Sign-in provider timeout",
+                "The sign-in provider is not answering. Please try again in a few minutes.",
+            ),
+            Self::ProviderDown { timed_out: false, .. } => ErrorPage::new(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in provider error",
+                "The sign-in provider cannot be reached right now. Please try again in a few minutes.",
+            ),
+            Self::NoPendingLogin | Self::BadAttempt => ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in has expired or was already completed. Please sign in again.",
+            ),
+            Self::Csrf => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                "The sign-out request could not be verified. Please use the sign-out button on the page.",
+            ),
+            Self::BadRequest(what) => ErrorPage::new(StatusCode::BAD_REQUEST, "Bad request", *what),
+            Self::PayloadTooLarge => ErrorPage::for_status(StatusCode::PAYLOAD_TOO_LARGE),
+        }
+    }
+}
+
+impl IntoResponse for LoginError {
+    fn into_response(self) -> Response {
+        let page = self.page();
+        if page.status.is_server_error() {
+            tracing::error!(error = ?self, status = page.status.as_u16(), "request failed: {self}");
+        } else {
+            tracing::warn!(status = page.status.as_u16(), "request refused: {self}");
+        }
+        page.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_page_escapes_its_text() {
+        let response = ErrorPage::new(StatusCode::FORBIDDEN, "<b>", "Tom & \"Jerry\"").into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.extensions().get::<ErrorPage>().is_some());
+    }
+
+    #[test]
+    fn escape_covers_the_html_specials() {
+        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
+    }
+}

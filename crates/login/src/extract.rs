@@ -1,0 +1,209 @@
+//! Extractors: who is signed in, and the session's CSRF token.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use signin_domain::LocalPath;
+use signin_session::{AuthSession, SessionError};
+use subtle::ConstantTimeEq as _;
+
+use crate::{ErrorPage, Sessions};
+
+/// The signed-in user. A handler that takes it runs only for signed-in requests; for any other request the
+/// extractor answers itself: a `303` to the sign-in page with `next=<this path>` for page requests, and a `401`
+/// `application/problem+json` body for requests that ask for JSON (`Accept`) or run under the [`Api`] marker.
+///
+/// `U` is read from the session as the [`crate::SignIn`] hook stored it; another service sharing the sessions
+/// may read it as a type of its own with only the fields it needs.
+#[derive(Debug, Clone)]
+pub struct CurrentUser<U>(pub U);
+
+/// The signed-in user, or `None`: for pages that show something to everyone.
+#[derive(Debug, Clone)]
+pub struct MaybeUser<U>(pub Option<U>);
+
+/// The CSRF token of the signed-in session, for the service's own forms: put [`CsrfToken::as_str`] in a hidden
+/// field and check what comes back with [`CsrfToken::verify`]. Signed-out requests are answered as for
+/// [`CurrentUser`].
+#[derive(Clone)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    /// The token, to put in a form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `submitted` is this token, compared in constant time; never for an empty string.
+    pub fn verify(&self, submitted: &str) -> bool {
+        !submitted.is_empty() && bool::from(self.0.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfToken([redacted])")
+    }
+}
+
+/// Marks routes as an API: a signed-out request gets `401` JSON instead of a redirect to the sign-in page, whatever
+/// it accepts. Add it to the routes with `.route_layer(axum::Extension(Api))`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Api;
+
+/// Why an extractor answered the request itself.
+#[derive(Debug)]
+pub struct Rejection(RejectionKind);
+
+#[derive(Debug)]
+enum RejectionKind {
+    /// A page request from someone signed out: go and sign in, then come back.
+    SignIn { location: String },
+    /// An API request from someone signed out.
+    Unauthorized,
+    /// The session store failed.
+    Store(SessionError),
+    /// The service did not add [`Sessions::layer`].
+    MissingLayer,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self.0 {
+            RejectionKind::SignIn { location } => {
+                let location = HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+                (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+            }
+            RejectionKind::Unauthorized => {
+                let body = serde_json::json!({
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "Sign in first.",
+                });
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            RejectionKind::Store(err) => {
+                let page = ErrorPage::for_status(match err {
+                    SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                });
+                tracing::error!(error = ?err, status = page.status.as_u16(), "request failed: {err}");
+                page.into_response()
+            }
+            RejectionKind::MissingLayer => {
+                tracing::error!(
+                    "a sign-in extractor ran without the session layer: add `Sessions::layer` to the router"
+                );
+                ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+            }
+        }
+    }
+}
+
+/// The site's settings and the request's session, as the layer put them in the request.
+fn context(parts: &Parts) -> Result<(Sessions, AuthSession), Rejection> {
+    let sessions = parts.extensions.get::<Sessions>().cloned();
+    let session = parts.extensions.get::<tower_sessions::Session>().cloned();
+    match (sessions, session) {
+        (Some(sessions), Some(session)) => Ok((sessions, AuthSession::new(session))),
+        _ => Err(Rejection(RejectionKind::MissingLayer)),
+    }
+}
+
+/// Whether the client wants JSON rather than a page.
+fn wants_json(parts: &Parts) -> bool {
+    if parts.extensions.get::<Api>().is_some() {
+        return true;
+    }
+    let accept = parts.headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    let accept = accept.join(",").to_ascii_lowercase();
+    (accept.contains("application/json") || accept.contains("+json")) && !accept.contains("text/html")
+}
+
+fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
+    if wants_json(parts) {
+        return Rejection(RejectionKind::Unauthorized);
+    }
+    let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match LocalPath::parse(here) {
+        Ok(next) => sessions.login_url(Some(&next)),
+        Err(_) => sessions.login_url(None),
+    };
+    Rejection(RejectionKind::SignIn { location })
+}
+
+/// The user of a signed-in request, refreshing the session's last-seen time when it is stale.
+async fn signed_in_user<U: DeserializeOwned>(sessions: &Sessions, auth: &AuthSession) -> Result<Option<U>, Rejection> {
+    let user = auth.user::<U>().await.map_err(|err| Rejection(RejectionKind::Store(err)))?;
+    if user.is_some() {
+        auth.touch(sessions.session_settings().touch_interval)
+            .await
+            .map_err(|err| Rejection(RejectionKind::Store(err)))?;
+    }
+    Ok(user)
+}
+
+impl<S, U> FromRequestParts<S> for CurrentUser<U>
+where
+    S: Send + Sync,
+    U: DeserializeOwned + Send,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (sessions, auth) = context(parts)?;
+        match signed_in_user(&sessions, &auth).await? {
+            Some(user) => Ok(Self(user)),
+            None => Err(signed_out(parts, &sessions)),
+        }
+    }
+}
+
+impl<S, U> FromRequestParts<S> for MaybeUser<U>
+where
+    S: Send + Sync,
+    U: DeserializeOwned + Send,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (sessions, auth) = context(parts)?;
+        Ok(Self(signed_in_user(&sessions, &auth).await?))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (sessions, auth) = context(parts)?;
+        let token = auth.csrf_token().await.map_err(|err| Rejection(RejectionKind::Store(err)))?;
+        match token {
+            Some(token) if auth.is_signed_in().await.map_err(|err| Rejection(RejectionKind::Store(err)))? => {
+                Ok(Self(token))
+            }
+            _ => Err(signed_out(parts, &sessions)),
+        }
+    }
+}
+
+/// `Option<CsrfToken>`: the token when signed in, `None` otherwise.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CsrfToken {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let (_, auth) = context(parts)?;
+        if !auth.is_signed_in().await.map_err(|err| Rejection(RejectionKind::Store(err)))? {
+            return Ok(None);
+        }
+        Ok(auth.csrf_token().await.map_err(|err| Rejection(RejectionKind::Store(err)))?.map(Self))
+    }
+}

@@ -1,0 +1,280 @@
+#![doc = include_str!("../README.md")]
+
+mod attempts;
+mod error;
+mod extract;
+mod hook;
+mod provider_check;
+mod routes;
+mod settings;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use futures_util::future::{FutureExt as _, Map};
+use signin_auth::LoginFlow;
+use signin_domain::LocalPath;
+use signin_session::HashedIds;
+use tower::{Layer, Service};
+use tower_sessions::SessionManagerLayer;
+use url::Url;
+
+pub use error::{Error, ErrorPage};
+pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
+pub use hook::{KeepClaims, SignIn, SignInError};
+pub use settings::{LoginSettings, generate_cookie_key};
+pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens};
+pub use signin_session::{MySqlSessionStore, SessionSettings, sqlx_pool};
+pub use tower_sessions::SessionStore;
+
+use crate::attempts::{Attempts, common_path};
+use crate::provider_check::ProviderCheck;
+use crate::settings::AttemptKeys;
+
+/// The site's sign-in settings and its sessions: what every service on the site shares (the cookie, the session
+/// store, the paths). Build one, then wrap the router with [`Sessions::layer`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions(Arc<Site>);
+
+struct Site {
+    public_url: Url,
+    /// The public URL's path without its trailing slash: `""` at the root, `/auth` under a prefix.
+    prefix: String,
+    origin: String,
+    session: SessionSettings,
+    login: LoginSettings,
+    attempts: Attempts,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("public_url", &self.0.public_url.as_str())
+            .field("session", &self.0.session)
+            .field("login", &self.0.login)
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// The site at `public_url` (scheme, host, port and an optional path prefix, as people reach it; behind a
+    /// proxy that strips the prefix, every path and link this crate makes carries it).
+    pub fn new(public_url: Url, session: SessionSettings, login: LoginSettings) -> Result<Self, Error> {
+        if !matches!(public_url.scheme(), "http" | "https")
+            || public_url.host().is_none()
+            || public_url.query().is_some()
+        {
+            return Err(Error::Config(
+                "server.public_url must be an http(s) URL without a query, e.g. https://login.example.com".into(),
+            ));
+        }
+        if public_url.scheme() == "https" && !session.secure {
+            return Err(Error::Config("session.secure must stay on when the site is served over https".into()));
+        }
+        session.check().map_err(|err| Error::Config(err.to_string()))?;
+        login.check()?;
+        let prefix = public_url.path().trim_end_matches('/').to_owned();
+        let keys = AttemptKeys::parse(&login.cookie_keys)?;
+        let attempts = Attempts::new(
+            keys,
+            &session.cookie_name,
+            format!("{prefix}{}", common_path(&login.login_path, &login.callback_path)),
+            session.secure,
+            login.pending_login,
+            login.max_attempts,
+        );
+        let origin = public_url.origin().ascii_serialization();
+        Ok(Self(Arc::new(Site { public_url, prefix, origin, session, login, attempts })))
+    }
+
+    /// The session middleware for a router: the session cookie as configured, the store under [`HashedIds`] (the
+    /// table never holds a working cookie value), and what the extractors need. Add it outermost of the routes
+    /// that use the extractors or the sign-in routes.
+    pub fn layer<S: SessionStore + Clone>(&self, store: S) -> SessionLayer<S> {
+        SessionLayer {
+            sessions: signin_session::session_layer(HashedIds::new(store), &self.0.session),
+            site: self.clone(),
+        }
+    }
+
+    /// The public URL.
+    pub fn public_url(&self) -> &Url {
+        &self.0.public_url
+    }
+
+    /// The site's origin, e.g. `https://login.example.com`.
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// A site path as people reach it: with the public URL's prefix (`/login` → `/auth/login`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0.prefix)
+    }
+
+    /// Where a sign-in link points, with `next` when given: `/login?next=%2Fnotes`.
+    pub fn login_url(&self, next: Option<&LocalPath>) -> String {
+        let login = self.url(&self.0.login.login_path);
+        match next {
+            Some(next) if next.as_ref() != "/" => {
+                let next: String = url::form_urlencoded::byte_serialize(next.as_ref().as_bytes()).collect();
+                format!("{login}?next={next}")
+            }
+            _ => login,
+        }
+    }
+
+    /// Where the sign-out form posts.
+    pub fn logout_url(&self) -> String {
+        self.url(&self.0.login.logout_path)
+    }
+
+    /// The redirect URI to register with the provider: the public URL and the callback path.
+    pub fn redirect_url(&self) -> Result<Url, Error> {
+        let base = self.0.public_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{}", self.0.login.callback_path))
+            .map_err(|_| Error::Config("server.public_url and login.callback_path make no URL".into()))
+    }
+
+    /// The session settings.
+    pub fn session_settings(&self) -> &SessionSettings {
+        &self.0.session
+    }
+
+    /// The sign-in settings.
+    pub fn login_settings(&self) -> &LoginSettings {
+        &self.0.login
+    }
+
+    pub(crate) fn attempts(&self) -> &Attempts {
+        &self.0.attempts
+    }
+}
+
+/// The layer [`Sessions::layer`] makes.
+#[derive(Clone)]
+pub struct SessionLayer<S: SessionStore> {
+    sessions: SessionManagerLayer<HashedIds<S>>,
+    site: Sessions,
+}
+
+impl<S: SessionStore + Clone, I> Layer<I> for SessionLayer<S> {
+    type Service = SessionService<<SessionManagerLayer<HashedIds<S>> as Layer<I>>::Service>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        SessionService { inner: self.sessions.layer(inner), site: self.site.clone() }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around the routes.
+#[derive(Clone)]
+pub struct SessionService<I> {
+    inner: I,
+    site: Sessions,
+}
+
+impl<I> Service<Request<Body>> for SessionService<I>
+where
+    I: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = I::Error;
+    type Future = Map<I::Future, fn(Result<Response<Body>, I::Error>) -> Result<Response<Body>, I::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        request.extensions_mut().insert(self.site.clone());
+        self.inner.call(request).map(|result| result.map(store_failure))
+    }
+}
+
+/// The session middleware saves a changed session after the handler has answered; when that fails (the store is
+/// down) it logs the error and replaces the answer with a bare 500. Handlers' own failures carry a body, so a bare
+/// 500 means "the session store is unavailable": 503, the page for any other store outage.
+fn store_failure(response: Response<Body>) -> Response<Body> {
+    let bare =
+        response.extensions().get::<ErrorPage>().is_none() && response.headers().get(header::CONTENT_TYPE).is_none();
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR && bare {
+        return ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response();
+    }
+    response
+}
+
+/// Sign-in with one provider: the routes that sign people in and out, around the service's [`SignIn`] hook.
+/// Cheap to clone.
+pub struct Login<H> {
+    inner: Arc<LoginInner<H>>,
+}
+
+struct LoginInner<H> {
+    sessions: Sessions,
+    flow: LoginFlow,
+    hook: H,
+    check: ProviderCheck,
+}
+
+impl<H> Clone for Login<H> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<H> fmt::Debug for Login<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login").field("sessions", &self.inner.sessions).field("flow", &self.inner.flow).finish()
+    }
+}
+
+impl<H: SignIn> Login<H> {
+    /// Discovers the provider (discovery document and keys, once, now: call this at start-up) and signs people in
+    /// with it, the callback registered as [`Sessions::redirect_url`].
+    pub async fn discover(sessions: Sessions, provider: ProviderSettings, hook: H) -> Result<Self, Error> {
+        let client = OidcClient::discover(provider, sessions.redirect_url()?).await?;
+        Self::new(sessions, Arc::new(client), hook)
+    }
+
+    /// Signs people in with `provider` (an [`OidcClient`], or a fake in tests). Refuses to work without an
+    /// attempt-cookie key (`login.cookie_keys`).
+    pub fn new(sessions: Sessions, provider: Arc<dyn Provider>, hook: H) -> Result<Self, Error> {
+        if !sessions.attempts().can_start() {
+            return Err(Error::Config(
+                "login.cookie_keys is empty: set APP__LOGIN__COOKIE_KEYS to a random key (`signin generate-key` \
+                 makes one); every instance needs the same"
+                    .into(),
+            ));
+        }
+        let login = &sessions.0.login;
+        let flow = LoginFlow::new(provider, login.pending_login);
+        let check = ProviderCheck::new(login.provider_check_interval);
+        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check }) })
+    }
+
+    /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), for `Router::merge`.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let login = &self.inner.sessions.0.login;
+        Router::new()
+            .route(&login.login_path, get(routes::login::<H>))
+            .route(&login.callback_path, get(routes::callback::<H>))
+            .route(&login.logout_path, post(routes::logout::<H>))
+            .with_state(self.clone())
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &dyn Provider {
+        self.inner.flow.provider()
+    }
+
+    /// The site.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+}

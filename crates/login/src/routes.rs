@@ -1,0 +1,233 @@
+//! `GET /login`, `GET /login/callback`, `POST /logout`.
+
+use axum::Form;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use signin_auth::{AuthErrorKind, Callback};
+use signin_domain::LocalPath;
+use signin_session::AuthSession;
+
+use crate::attempts::Taken;
+use crate::error::LoginError;
+use crate::{Login, SignIn};
+
+/// The request's session, as the layer put it there.
+pub(crate) struct Auth(AuthSession);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<tower_sessions::Session>() {
+            Some(session) => Ok(Self(AuthSession::new(session.clone()))),
+            None => {
+                tracing::error!(
+                    "the sign-in routes ran without the session layer: add `Sessions::layer` to the router"
+                );
+                Err(crate::ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// A `login_hint` worth passing on: an email address or an opaque id, printable, not too long.
+fn plausible_hint(hint: &str) -> bool {
+    !hint.is_empty() && hint.len() <= 254 && hint.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+fn see_other(location: &str) -> Response {
+    let location = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+/// Sends the browser to the provider. The attempt's secrets go into an encrypted cookie of their own; nothing is
+/// written on the server. `next` survives only if it is a local path.
+#[tracing::instrument(name = "login", skip_all)]
+pub(crate) async fn login<H: SignIn>(
+    State(login): State<Login<H>>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Result<Response, LoginError> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = LocalPath::parse_or_root(query.next.as_deref());
+    let sessions = login.sessions();
+    if auth.is_signed_in().await? {
+        return Ok(see_other(&sessions.url(next.as_ref())));
+    }
+    // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.
+    login.inner.check.ensure(login.provider()).await?;
+    let hint = query.login_hint.as_deref().filter(|hint| plausible_hint(hint));
+    let start = login.inner.flow.begin(hint);
+    let cookies = sessions.attempts().start(&headers, start.pending, next).ok_or(LoginError::NoAttemptKey)?;
+    let mut response = see_other(start.authorize_url.as_str());
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The provider sends the browser back here. The attempt's cookie is cleared whatever happens; a failure leaves
+/// no session.
+#[tracing::instrument(name = "login_callback", skip_all)]
+pub(crate) async fn callback<H: SignIn>(
+    State(login): State<Login<H>>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    query: Result<Query<Callback>, QueryRejection>,
+) -> Response {
+    let Ok(Query(callback)) = query else {
+        return LoginError::BadRequest("The sign-in response is malformed.").into_response();
+    };
+    let (taken, clear) = login.sessions().attempts().take(&headers, callback.state.as_deref());
+    let mut response = match finish(&login, &auth, taken, callback).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    if let Some(clear) = clear {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    response
+}
+
+async fn finish<H: SignIn>(
+    login: &Login<H>,
+    auth: &AuthSession,
+    taken: Taken,
+    callback: Callback,
+) -> Result<Response, LoginError> {
+    if let Some(code) = callback.error.as_deref() {
+        // The person cancelled, or the provider refused: say so on the sign-in page, whatever else came along.
+        return Err(signin_auth::AuthError::from_callback_error(code).into());
+    }
+    let (pending, next) = match taken {
+        Taken::Found(pending, next) => (pending, next),
+        Taken::Missing => return Err(LoginError::NoPendingLogin),
+        // This browser has sign-ins under way, and the callback names none of them.
+        Taken::Other => return Err(signin_auth::AuthError::StateMismatch.into()),
+        Taken::Invalid => return Err(LoginError::BadAttempt),
+    };
+    let signed_in = match login.inner.flow.complete(pending, callback).await {
+        Ok(signed_in) => signed_in,
+        Err(err) => {
+            if matches!(err.kind(), AuthErrorKind::ProviderUnavailable | AuthErrorKind::ProviderTimeout) {
+                login.inner.check.forget().await;
+            }
+            return Err(err.into());
+        }
+    };
+    let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
+    let sessions = login.sessions();
+    auth.sign_in(&user, sessions.session_settings().inactivity).await?;
+    tracing::info!(oidc.issuer = %login.provider().issuer(), "signed in");
+    Ok(see_other(&sessions.url(next.as_ref())))
+}
+
+/// The sign-out form: just the CSRF token the page put in it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A request from a page of another site: the browser says so in `Sec-Fetch-Site`, or its `Origin` is not ours.
+///
+/// `Origin: null` proves nothing either way: browsers send it on every POST from a page whose referrer policy is
+/// `no-referrer`. The CSRF token is checked in every case; this is the second line.
+pub(crate) fn from_another_site(headers: &HeaderMap, our_origin: &str) -> bool {
+    let fetch_site =
+        headers.get("sec-fetch-site").is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+    let origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        let origin = origin.as_bytes();
+        origin != b"null" && origin != our_origin.as_bytes()
+    });
+    fetch_site || origin
+}
+
+/// Ends the session, on the server too: the row is deleted, so any copy of the cookie is dead.
+#[tracing::instrument(name = "logout", skip_all)]
+pub(crate) async fn logout<H: SignIn>(
+    State(login): State<Login<H>>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Result<Response, LoginError> {
+    // A body over the limit sent without a length is only caught while the form is read: refuse it as such
+    // (a body announced too large never gets here), whatever else is wrong with the request.
+    if let Err(rejection) = &form
+        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        return Err(LoginError::PayloadTooLarge);
+    }
+    let sessions = login.sessions();
+    let home = sessions.url(&sessions.login_settings().home_path);
+    if !auth.is_signed_in().await? {
+        // Already signed out (an old tab): nothing to end.
+        return Ok(see_other(&home));
+    }
+    if from_another_site(&headers, sessions.origin()) {
+        return Err(LoginError::Csrf);
+    }
+    let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if submitted.is_empty() || !auth.verify_csrf(&submitted).await? {
+        return Err(LoginError::Csrf);
+    }
+    auth.sign_out().await?;
+    tracing::info!("signed out");
+    Ok(see_other(&home))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn our_own_pages_pass_even_with_a_null_origin() {
+        let ours = "https://login.example.com";
+        for pairs in [
+            &[][..],
+            &[("origin", "https://login.example.com")],
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+            &[("origin", "null")],
+        ] {
+            assert!(!from_another_site(&headers(pairs), ours), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn other_sites_are_recognised() {
+        let ours = "https://login.example.com";
+        for pairs in [
+            &[("origin", "https://evil.example")][..],
+            &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+            &[("origin", "https://a.example.com"), ("sec-fetch-site", "same-site")],
+            &[("origin", "https://evil.example"), ("sec-fetch-site", "same-origin")],
+        ] {
+            assert!(from_another_site(&headers(pairs), ours), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn login_hints_are_checked() {
+        assert!(plausible_hint("ada@example.com"));
+        for bad in ["", "a b", "a\nb", &"x".repeat(300)] {
+            assert!(!plausible_hint(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The `[login]` settings and the keys of the sign-in attempt cookies.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// How sign-in behaves; deserialises from the `[login]` configuration section. Durations are seconds (`600`) or
+/// forms such as `"10m"`.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Where sign-in starts (default `/login`).
+    pub login_path: String,
+    /// Where the provider sends the browser back (default `/login/callback`); register
+    /// `<public URL><callback_path>` with the provider.
+    pub callback_path: String,
+    /// Where the sign-out form posts (default `/logout`).
+    pub logout_path: String,
+    /// Where a sign-out, and a sign-in without `next`, lead (default `/`).
+    pub home_path: String,
+    /// How long a started sign-in may take until the provider sends the browser back (default 10 minutes). The
+    /// attempt cookie expires with it, and the callback refuses an older attempt.
+    #[serde(with = "signin_domain::duration")]
+    pub pending_login: Duration,
+    /// Sign-ins one browser may have under way at once (default 5, e.g. in several tabs); a further one drops
+    /// the oldest.
+    pub max_attempts: usize,
+    /// Keys of the attempt cookies: base64 of at least 32 random bytes each. The first encrypts; all decrypt, so
+    /// a new key goes first and an old one stays until its cookies have expired. Every instance behind a balancer
+    /// needs the same keys. Give them as a secret (`APP__LOGIN__COOKIE_KEYS=key1,key2`), never in a file.
+    pub cookie_keys: Vec<SecretString>,
+    /// How long a successful check that the provider answers lets `/login` send people there without checking
+    /// again (default 10 s); zero turns the check off.
+    #[serde(with = "signin_domain::duration")]
+    pub provider_check_interval: Duration,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            login_path: "/login".to_owned(),
+            callback_path: "/login/callback".to_owned(),
+            logout_path: "/logout".to_owned(),
+            home_path: "/".to_owned(),
+            pending_login: Duration::from_secs(10 * 60),
+            max_attempts: 5,
+            cookie_keys: Vec::new(),
+            provider_check_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for LoginSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginSettings")
+            .field("login_path", &self.login_path)
+            .field("callback_path", &self.callback_path)
+            .field("logout_path", &self.logout_path)
+            .field("home_path", &self.home_path)
+            .field("pending_login", &self.pending_login)
+            .field("max_attempts", &self.max_attempts)
+            .field("cookie_keys", &format_args!("[{} redacted]", self.cookie_keys.len()))
+            .field("provider_check_interval", &self.provider_check_interval)
+            .finish()
+    }
+}
+
+impl LoginSettings {
+    /// Fails on settings that cannot work, naming the key.
+    pub fn check(&self) -> Result<(), Error> {
+        for (key, path) in [
+            ("login.login_path", &self.login_path),
+            ("login.callback_path", &self.callback_path),
+            ("login.logout_path", &self.logout_path),
+            ("login.home_path", &self.home_path),
+        ] {
+            let plain = path.starts_with('/')
+                && !path.starts_with("//")
+                && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'\\' | b';' | b','));
+            if !plain {
+                return Err(Error::Config(format!("{key} must be a plain absolute path such as /login")));
+            }
+        }
+        if self.pending_login.is_zero() {
+            return Err(Error::Config("login.pending_login must be positive".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::Config("login.max_attempts must be at least 1".into()));
+        }
+        AttemptKeys::parse(&self.cookie_keys)?;
+        Ok(())
+    }
+}
+
+/// The decoded attempt-cookie keys; the first encrypts.
+#[derive(Clone)]
+pub(crate) struct AttemptKeys(Vec<cookie::Key>);
+
+impl AttemptKeys {
+    pub(crate) fn parse(raw: &[SecretString]) -> Result<Self, Error> {
+        let mut keys = Vec::with_capacity(raw.len());
+        for (at, key) in raw.iter().enumerate() {
+            let text = key.expose_secret().trim();
+            let bytes = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
+                .iter()
+                .find_map(|engine| engine.decode(text.trim_end_matches('=')).ok().or_else(|| engine.decode(text).ok()))
+                .ok_or_else(|| Error::Config(format!("login.cookie_keys[{at}] is not base64")))?;
+            if bytes.len() < 32 {
+                return Err(Error::Config(format!(
+                    "login.cookie_keys[{at}] is {} bytes; it needs at least 32 random bytes",
+                    bytes.len()
+                )));
+            }
+            keys.push(cookie::Key::derive_from(&bytes));
+        }
+        Ok(Self(keys))
+    }
+
+    /// The key that encrypts new cookies.
+    pub(crate) fn current(&self) -> Option<&cookie::Key> {
+        self.0.first()
+    }
+
+    pub(crate) fn all(&self) -> &[cookie::Key] {
+        &self.0
+    }
+}
+
+/// A fresh key for `login.cookie_keys`: 32 random bytes, base64url (what `scripts/run` uses for development).
+pub fn generate_cookie_key() -> String {
+    URL_SAFE_NO_PAD.encode(&cookie::Key::generate().master()[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_usable_and_keys_are_checked() {
+        assert!(LoginSettings::default().check().is_ok());
+        let mut s = LoginSettings { cookie_keys: vec![generate_cookie_key().into()], ..LoginSettings::default() };
+        assert!(s.check().is_ok());
+        s.cookie_keys.push("c2hvcnQ".to_owned().into());
+        assert!(s.check().expect_err("short").to_string().contains("login.cookie_keys[1]"));
+        s.cookie_keys = vec!["not base64 at all!".to_owned().into()];
+        assert!(s.check().expect_err("garbage").to_string().contains("not base64"));
+    }
+
+    #[test]
+    fn bad_paths_name_their_key() {
+        for bad in ["login", "//evil.example", "/a?b", "/a b", "/a\\b"] {
+            let s = LoginSettings { callback_path: bad.into(), ..LoginSettings::default() };
+            assert!(s.check().expect_err(bad).to_string().contains("login.callback_path"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_keys() {
+        let key = generate_cookie_key();
+        let s = LoginSettings { cookie_keys: vec![key.clone().into()], ..LoginSettings::default() };
+        let out = format!("{s:?}");
+        assert!(!out.contains(&key) && out.contains("1 redacted"), "{out}");
+    }
+}

@@ -1,0 +1,77 @@
+//! Settings that cannot work are refused when the layer is built.
+
+use signin_login::{Error, Login, LoginSettings, SessionSettings, Sessions};
+use url::Url;
+
+use crate::support::{FakeIdp, Hook, Options};
+
+#[test]
+fn login_without_cookie_keys_is_a_config_error_naming_the_key() {
+    let options = Options { keys: Vec::new(), ..Options::default() };
+    let sessions = options.sessions();
+    let err = Login::new(sessions, FakeIdp::new(), Hook::Keep).expect_err("no key, no login");
+    match err {
+        Error::Config(message) => assert!(message.contains("login.cookie_keys"), "{message}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_https_site_needs_secure_cookies() {
+    let url = Url::parse("https://example.com").expect("url");
+    let session = SessionSettings { secure: false, ..SessionSettings::default() };
+    let login =
+        LoginSettings { cookie_keys: vec![signin_login::generate_cookie_key().into()], ..LoginSettings::default() };
+    let err = Sessions::new(url, session.clone(), login.clone()).expect_err("insecure cookies on https");
+    assert!(matches!(&err, Error::Config(message) if message.contains("session.secure")), "{err:?}");
+    // Plain http (development) may turn it off.
+    Sessions::new(Url::parse("http://localhost:8080").expect("url"), session, login).expect("http without Secure");
+}
+
+#[test]
+fn unusable_settings_name_their_key() {
+    let url = || Url::parse("https://example.com").expect("url");
+    let key = || vec![signin_login::generate_cookie_key().into()];
+    let cases: Vec<(Url, SessionSettings, LoginSettings, &str)> = vec![
+        (
+            Url::parse("ftp://example.com").expect("url"),
+            SessionSettings::default(),
+            LoginSettings::default(),
+            "server.public_url",
+        ),
+        (
+            Url::parse("https://example.com/?a=b").expect("url"),
+            SessionSettings::default(),
+            LoginSettings::default(),
+            "server.public_url",
+        ),
+        (
+            url(),
+            SessionSettings { cookie_name: "bad name".into(), ..SessionSettings::default() },
+            LoginSettings::default(),
+            "session.cookie_name",
+        ),
+        (
+            url(),
+            SessionSettings::default(),
+            LoginSettings { cookie_keys: vec!["c2hvcnQ".to_owned().into()], ..LoginSettings::default() },
+            "login.cookie_keys[0]",
+        ),
+        (
+            url(),
+            SessionSettings::default(),
+            LoginSettings { login_path: "//evil".into(), cookie_keys: key(), ..LoginSettings::default() },
+            "login.login_path",
+        ),
+        (
+            url(),
+            SessionSettings::default(),
+            LoginSettings { max_attempts: 0, cookie_keys: key(), ..LoginSettings::default() },
+            "login.max_attempts",
+        ),
+    ];
+    for (url, session, login, key) in cases {
+        let err = Sessions::new(url, session, login).expect_err(key);
+        assert!(matches!(&err, Error::Config(message) if message.contains(key)), "{key}: {err:?}");
+    }
+}

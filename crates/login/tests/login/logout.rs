@@ -1,0 +1,94 @@
+//! Sign-out, and its CSRF checks.
+
+use axum::http::StatusCode;
+
+use crate::support::{Reply, SESSION_COOKIE, Site};
+
+/// A signed-in site, the session cookie and the session's CSRF token (as a page would put it in its form).
+async fn signed_in() -> (Site, String, String) {
+    let site = Site::new();
+    let session = site.sign_in().await;
+    let form = site.get("/form", Some(&session)).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    (site, session, form.body)
+}
+
+#[track_caller]
+fn assert_refused(reply: &Reply) {
+    let page = reply.assert_page(StatusCode::FORBIDDEN, "Request refused");
+    assert!(!page.show_login);
+    assert!(reply.set_cookie(SESSION_COOKIE).is_none(), "the session stays: {:?}", reply.set_cookies());
+}
+
+async fn assert_still_signed_in(site: &Site, session: &str) {
+    let me = site.get("/me", Some(session)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(site.store.records().await.len(), 1);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let (site, session, token) = signed_in().await;
+    assert_eq!(site.store.records().await.len(), 1);
+    let reply = site.logout(Some(&session), Some(&token), &[("origin", "https://example.com")]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/");
+    let removal = reply.set_cookie(SESSION_COOKIE).expect("the session cookie is removed");
+    assert!(removal.is_removal(), "{removal:?}");
+    assert_eq!(removal.attribute("path"), Some("/"));
+    assert!(site.store.records().await.is_empty(), "the record is deleted");
+
+    // A copy of the old cookie is dead.
+    let me = site.get("/me", Some(&session)).await;
+    assert_eq!(me.status, StatusCode::SEE_OTHER);
+    assert_eq!(me.location(), "/login?next=%2Fme");
+    let maybe = site.get("/maybe", Some(&session)).await;
+    assert_eq!(maybe.body, "signed out");
+}
+
+#[tokio::test]
+async fn logout_with_a_wrong_or_missing_token_is_refused() {
+    let (site, session, token) = signed_in().await;
+    let wrong = format!("{}x", &token[..token.len() - 1]);
+    assert_refused(&site.logout(Some(&session), Some(&wrong), &[]).await);
+    assert_refused(&site.logout(Some(&session), Some(""), &[]).await);
+    assert_refused(&site.logout(Some(&session), None, &[]).await);
+    // A token of another session does not do either.
+    let other = site.sign_in().await;
+    let other_token = site.get("/form", Some(&other)).await.body;
+    assert_ne!(other_token, token);
+    assert_refused(&site.logout(Some(&session), Some(&other_token), &[]).await);
+    let me = site.get("/me", Some(&session)).await;
+    assert_eq!(me.status, StatusCode::OK, "still signed in");
+}
+
+#[tokio::test]
+async fn logout_from_another_site_is_refused_even_with_the_token() {
+    let (site, session, token) = signed_in().await;
+    assert_refused(&site.logout(Some(&session), Some(&token), &[("origin", "https://evil.example")]).await);
+    assert_refused(&site.logout(Some(&session), Some(&token), &[("origin", "http://example.com")]).await);
+    assert_refused(&site.logout(Some(&session), Some(&token), &[("sec-fetch-site", "cross-site")]).await);
+    assert_still_signed_in(&site, &session).await;
+}
+
+#[tokio::test]
+async fn logout_with_a_null_origin_and_the_token_works() {
+    let (site, session, token) = signed_in().await;
+    let reply = site.logout(Some(&session), Some(&token), &[("origin", "null")]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/");
+    assert!(site.store.records().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_out_logout_just_goes_home() {
+    let site = Site::new();
+    let reply = site.logout(None, None, &[]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/");
+    assert!(reply.set_cookies().is_empty());
+    let reply = site.logout(Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA"), Some("whatever"), &[]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/");
+    assert!(site.store.is_untouched().await);
+}

@@ -1,0 +1,18 @@
+//! The login library's integration tests: one binary, one module per concern, all against a small axum service
+//! in memory (`oneshot`, no network, no database, a fake provider).
+//!
+//! - `flow`: the sign-in from `/login` to the session, `next`, path prefixes, the hook's refusals, the provider's
+//!   outages and `login_hint`.
+//! - `extractors`: what `CurrentUser`, `MaybeUser` and `CsrfToken` answer for signed-out requests.
+//! - `attempts`: the attempt cookies: parallel attempts, the cap, tampering, keys, expiry, replays.
+//! - `logout`: sign-out and its CSRF checks.
+//! - `config`: settings that cannot work are refused at start-up.
+//!
+//! `support` holds the fakes and the helpers the modules share.
+
+mod attempts;
+mod config;
+mod extractors;
+mod flow;
+mod logout;
+mod support;
