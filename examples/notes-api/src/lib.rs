@@ -1,5 +1,4 @@
-//! An example service on the signin login library: a JSON API that shares the signin app's sessions, so a person
-//! signed in there is signed in here. See the README for the whole integration.
+#![doc = include_str!("../README.md")]
 
 use axum::routing::get;
 use axum::{Extension, Json, Router};
