@@ -108,6 +108,12 @@ impl IntoResponse for Rejection {
     }
 }
 
+impl From<SessionError> for Rejection {
+    fn from(err: SessionError) -> Self {
+        Self(RejectionKind::Store(err))
+    }
+}
+
 /// The site's settings and the request's session, as the layer put them in the request.
 fn context(parts: &Parts) -> Result<(Sessions, AuthSession), Rejection> {
     let sessions = parts.extensions.get::<Sessions>().cloned();
@@ -142,13 +148,19 @@ fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
 
 /// The user of a signed-in request, refreshing the session's last-seen time when it is stale.
 async fn signed_in_user<U: DeserializeOwned>(sessions: &Sessions, auth: &AuthSession) -> Result<Option<U>, Rejection> {
-    let user = auth.user::<U>().await.map_err(|err| Rejection(RejectionKind::Store(err)))?;
+    let user = auth.user::<U>().await?;
     if user.is_some() {
-        auth.touch(sessions.session_settings().touch_interval)
-            .await
-            .map_err(|err| Rejection(RejectionKind::Store(err)))?;
+        auth.touch(sessions.session_settings().touch_interval).await?;
     }
     Ok(user)
+}
+
+/// The CSRF token of a signed-in session.
+async fn signed_in_csrf(auth: &AuthSession) -> Result<Option<CsrfToken>, Rejection> {
+    if !auth.is_signed_in().await? {
+        return Ok(None);
+    }
+    Ok(auth.csrf_token().await?.map(CsrfToken))
 }
 
 impl<S, U> FromRequestParts<S> for CurrentUser<U>
@@ -185,13 +197,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
-        let token = auth.csrf_token().await.map_err(|err| Rejection(RejectionKind::Store(err)))?;
-        match token {
-            Some(token) if auth.is_signed_in().await.map_err(|err| Rejection(RejectionKind::Store(err)))? => {
-                Ok(Self(token))
-            }
-            _ => Err(signed_out(parts, &sessions)),
-        }
+        signed_in_csrf(&auth).await?.ok_or_else(|| signed_out(parts, &sessions))
     }
 }
 
@@ -201,9 +207,6 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CsrfToken {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         let (_, auth) = context(parts)?;
-        if !auth.is_signed_in().await.map_err(|err| Rejection(RejectionKind::Store(err)))? {
-            return Ok(None);
-        }
-        Ok(auth.csrf_token().await.map_err(|err| Rejection(RejectionKind::Store(err)))?.map(Self))
+        signed_in_csrf(&auth).await
     }
 }

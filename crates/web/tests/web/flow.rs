@@ -499,7 +499,7 @@ async fn pages_carry_google_branding_only_for_googles_issuer() {
     let html = body_text(app.get("/", None).await).await;
 
     assert!(html.contains("Login with Google") && html.contains("btn-google"), "{html}");
-    assert!(html.contains("/static/google-g.svg"), "{html}");
+    assert!(html.contains("/static/google-g.svg") && html.contains("Use your Google Account"), "{html}");
     assert!(!html.contains("btn-provider"), "{html}");
 
     let cookie = sign_in(&app).await;
