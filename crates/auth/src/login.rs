@@ -202,14 +202,21 @@ impl LoginFlow {
         LoginStart { authorize_url, pending }
     }
 
+    /// The provider's refusal (`error=…`, e.g. `access_denied` when the person pressed "Cancel"), whatever else
+    /// the callback carries. It stands even when the attempt it belongs to cannot be found: the person is told the
+    /// sign-in was cancelled rather than that it expired.
+    pub fn refusal(callback: &Callback) -> Option<AuthError> {
+        callback.error.as_deref().map(AuthError::from_callback_error)
+    }
+
     /// Checks the callback against the attempt, in this order: `error=` (→ `Denied`), `state` (constant time), the
     /// attempt's age, `iss` when sent (RFC 9207), a present code; then the provider redeems the code.
     ///
     /// The caller must have removed the attempt from wherever it kept it, so that the callback cannot be replayed.
     /// Errors are returned, not logged: the caller logs each failure once, where it handles it.
     pub async fn complete(&self, pending: PendingLogin, callback: Callback) -> Result<SignedIn, AuthError> {
-        if let Some(error) = callback.error.as_deref() {
-            return Err(AuthError::from_callback_error(error));
+        if let Some(refused) = Self::refusal(&callback) {
+            return Err(refused);
         }
         if !pending.state_matches(callback.state.as_deref()) {
             return Err(AuthError::StateMismatch);

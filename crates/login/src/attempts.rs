@@ -2,9 +2,10 @@
 //! anonymous `/login` writes nothing on the server and several tabs can each sign in.
 //!
 //! Each cookie is sealed with AES-256-GCM by the `cookie` crate's private jar (the cookie's name is the associated
-//! data, so a value moved to another name does not open). Its name carries a short hash of the attempt's `state`,
-//! which lets the callback find its own attempt among several. The cookies go only to the sign-in paths and expire
-//! with the pending-login lifetime.
+//! data, so a value moved to another name does not open), and names the deployment it belongs to (its redirect
+//! URI), so a deployment sharing the key does not accept it. Its name carries a short hash of the attempt's
+//! `state`, which lets the callback find its own attempt among several. The cookies go only to the sign-in paths
+//! and expire with the pending-login lifetime.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,9 @@ struct Sealed {
     /// login's own start time has whole seconds), so the cap drops the oldest.
     #[serde(rename = "o")]
     started: i64,
+    /// The deployment that sealed it ([`Attempts::scope`]).
+    #[serde(rename = "d")]
+    scope: String,
 }
 
 /// Now, in Unix nanoseconds.
@@ -63,18 +67,31 @@ pub(crate) struct Attempts {
     secure: bool,
     max_age: Duration,
     max: usize,
+    /// The deployment's redirect URI: an attempt opens only where it was sealed.
+    scope: String,
+}
+
+/// Where a site keeps its attempt cookies and how long they live.
+pub(crate) struct AttemptCookies<'a> {
+    pub session_cookie: &'a str,
+    pub path: String,
+    pub secure: bool,
+    pub max_age: Duration,
+    pub max: usize,
+    pub scope: String,
 }
 
 impl Attempts {
-    pub(crate) fn new(
-        keys: AttemptKeys,
-        session_cookie: &str,
-        path: String,
-        secure: bool,
-        max_age: Duration,
-        max: usize,
-    ) -> Self {
-        Self { keys, prefix: format!("{session_cookie}_login_"), path, secure, max_age, max: max.max(1) }
+    pub(crate) fn new(keys: AttemptKeys, cookies: AttemptCookies<'_>) -> Self {
+        Self {
+            keys,
+            prefix: format!("{}_login_", cookies.session_cookie),
+            path: cookies.path,
+            secure: cookies.secure,
+            max_age: cookies.max_age,
+            max: cookies.max.max(1),
+            scope: cookies.scope,
+        }
     }
 
     /// Whether a key to seal new attempts is configured.
@@ -110,7 +127,16 @@ impl Attempts {
             .all()
             .iter()
             .find_map(|key| jar.private(key).decrypt(cookie.clone()))
-            .and_then(|opened| serde_json::from_str(opened.value()).ok())
+            .and_then(|opened| serde_json::from_str::<Sealed>(opened.value()).ok())
+            .filter(|sealed| sealed.scope == self.scope)
+    }
+
+    /// Seals an attempt into its cookie, unless the result is too large to keep.
+    fn seal(&self, key: &cookie::Key, name: &str, sealed: &Sealed) -> Option<Cookie<'static>> {
+        let plain = serde_json::to_string(sealed).ok()?;
+        let mut jar = CookieJar::new();
+        jar.private_mut(key).add(Cookie::new(name.to_owned(), plain));
+        jar.get(name).filter(|cookie| cookie.value().len() <= MAX_VALUE_BYTES).cloned()
     }
 
     fn with_attributes(&self, mut cookie: Cookie<'static>, max_age: Duration) -> HeaderValue {
@@ -127,7 +153,8 @@ impl Attempts {
     }
 
     /// The `Set-Cookie` values that record a new attempt: its own cookie, and the removal of attempts that do not
-    /// open, and of the oldest ones beyond the cap. `None` without a key (the caller refuses to start).
+    /// open, and of the oldest ones beyond the cap. A `next` too long to fit in a cookie is replaced by the root.
+    /// `None` without a key (the caller refuses to start).
     pub(crate) fn start(
         &self,
         headers: &HeaderMap,
@@ -136,31 +163,40 @@ impl Attempts {
     ) -> Option<Vec<HeaderValue>> {
         let key = self.keys.current()?;
         let mut out = Vec::new();
+        // By name: a name may come more than once (a copy left under another path, or planted); it counts as
+        // open when any copy opens, and only a name none of whose copies opens is removed.
         let mut open: Vec<(i64, String)> = Vec::new();
+        let mut unopened: Vec<String> = Vec::new();
         for cookie in self.present(headers) {
             match self.open(&cookie) {
                 Some(sealed) => open.push((sealed.started, cookie.name().to_owned())),
-                None => out.push(self.removal(cookie.name())),
+                None => unopened.push(cookie.name().to_owned()),
             }
         }
+        unopened.retain(|name| !open.iter().any(|(_, open)| open == name));
+        unopened.dedup();
+        out.extend(unopened.iter().map(|name| self.removal(name)));
         open.sort();
+        open.dedup_by(|a, b| a.1 == b.1);
         let excess = (open.len() + 1).saturating_sub(self.max);
         out.extend(open.iter().take(excess).map(|(_, name)| self.removal(name)));
 
         let name = self.name_for(pending.state());
-        let plain = serde_json::to_string(&Sealed { pending, next, started: now_nanos() }).ok()?;
-        let mut jar = CookieJar::new();
-        jar.private_mut(key).add(Cookie::new(name.clone(), plain));
-        let sealed = jar.get(&name)?.clone();
-        if sealed.value().len() > MAX_VALUE_BYTES {
-            return None;
-        }
-        out.push(self.with_attributes(sealed, self.max_age));
+        let mut sealed = Sealed { pending, next, started: now_nanos(), scope: self.scope.clone() };
+        let cookie = match self.seal(key, &name, &sealed) {
+            Some(cookie) => cookie,
+            None => {
+                sealed.next = LocalPath::root();
+                self.seal(key, &name, &sealed)?
+            }
+        };
+        out.push(self.with_attributes(cookie, self.max_age));
         Some(out)
     }
 
     /// Finds and opens the attempt that sent `state`; the second value clears its cookie (whatever the outcome, an
-    /// attempt is used once).
+    /// attempt is used once by the browser). Of several cookies under the attempt's name, the first that opens
+    /// counts.
     pub(crate) fn take(&self, headers: &HeaderMap, state: Option<&str>) -> (Taken, Option<HeaderValue>) {
         let present = self.present(headers);
         let nothing = if present.is_empty() { Taken::Missing } else { Taken::Other };
@@ -168,11 +204,12 @@ impl Attempts {
             return (nothing, None);
         };
         let name = self.name_for(state);
-        let Some(cookie) = present.into_iter().find(|cookie| cookie.name() == name) else {
+        let mut copies = present.iter().filter(|cookie| cookie.name() == name).peekable();
+        if copies.peek().is_none() {
             return (nothing, None);
-        };
+        }
         let clear = Some(self.removal(&name));
-        match self.open(&cookie) {
+        match copies.find_map(|cookie| self.open(cookie)) {
             Some(Sealed { pending, next, .. }) => (Taken::Found(pending, next), clear),
             None => (Taken::Invalid, clear),
         }

@@ -208,11 +208,15 @@ impl IntoResponse for LoginError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_plain_page_escapes_its_text() {
+    #[tokio::test]
+    async fn the_plain_page_escapes_its_text() {
         let response = ErrorPage::new(StatusCode::FORBIDDEN, "<b>", "Tom & \"Jerry\"").into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.extensions().get::<ErrorPage>().is_some());
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("body");
+        let body = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(body.contains("<title>&lt;b&gt;</title>") && body.contains("Tom &amp; &quot;Jerry&quot;"), "{body}");
+        assert!(!body.contains("<b>"), "{body}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Extractors: who is signed in, and the session's CSRF token.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -115,7 +115,7 @@ impl From<SessionError> for Rejection {
 }
 
 /// The site's settings and the request's session, as the layer put them in the request.
-fn context(parts: &Parts) -> Result<(Sessions, AuthSession), Rejection> {
+pub(crate) fn context(parts: &Parts) -> Result<(Sessions, AuthSession), Rejection> {
     let sessions = parts.extensions.get::<Sessions>().cloned();
     let session = parts.extensions.get::<tower_sessions::Session>().cloned();
     match (sessions, session) {
@@ -138,7 +138,9 @@ fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
     if wants_json(parts) {
         return Rejection(RejectionKind::Unauthorized);
     }
-    let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // Inside a nested router `parts.uri` has lost the nest's prefix; the original URI has it.
+    let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
+    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let location = match LocalPath::parse(here) {
         Ok(next) => sessions.login_url(Some(&next)),
         Err(_) => sessions.login_url(None),

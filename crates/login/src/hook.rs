@@ -13,8 +13,7 @@ use signin_auth::{BoxError, Claims, Provider, SignedIn};
 /// an id and what pages show. It is a snapshot taken at sign-in; see the crate documentation for why.
 ///
 /// ```
-/// use signin_login::{SignIn, SignInError};
-/// use signin_auth::{Provider, SignedIn};
+/// use signin_login::{Provider, SignIn, SignInError, SignedIn};
 ///
 /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
 /// struct Member { email: String }

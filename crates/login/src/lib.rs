@@ -8,21 +8,24 @@ mod provider_check;
 mod routes;
 mod settings;
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode, header};
+use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use futures_util::future::{FutureExt as _, Map};
+use futures_util::future::BoxFuture;
 use signin_auth::LoginFlow;
 use signin_domain::LocalPath;
 use signin_session::HashedIds;
 use tower::{Layer, Service};
 use tower_sessions::SessionManagerLayer;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
 use url::Url;
 
 pub use error::{Error, ErrorPage};
@@ -33,7 +36,7 @@ pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSetti
 pub use signin_session::{MySqlSessionStore, SessionSettings, sqlx_pool};
 pub use tower_sessions::SessionStore;
 
-use crate::attempts::{Attempts, common_path};
+use crate::attempts::{AttemptCookies, Attempts, common_path};
 use crate::provider_check::ProviderCheck;
 use crate::settings::AttemptKeys;
 
@@ -47,6 +50,8 @@ struct Site {
     /// The public URL's path without its trailing slash: `""` at the root, `/auth` under a prefix.
     prefix: String,
     origin: String,
+    /// `<public URL><callback path>`.
+    redirect_url: Url,
     session: SessionSettings,
     login: LoginSettings,
     attempts: Attempts,
@@ -66,31 +71,44 @@ impl Sessions {
     /// The site at `public_url` (scheme, host, port and an optional path prefix, as people reach it; behind a
     /// proxy that strips the prefix, every path and link this crate makes carries it).
     pub fn new(public_url: Url, session: SessionSettings, login: LoginSettings) -> Result<Self, Error> {
-        if !matches!(public_url.scheme(), "http" | "https")
-            || public_url.host().is_none()
-            || public_url.query().is_some()
-        {
+        let plain = matches!(public_url.scheme(), "http" | "https")
+            && public_url.host().is_some()
+            && public_url.query().is_none()
+            && public_url.fragment().is_none()
+            && public_url.username().is_empty()
+            && public_url.password().is_none()
+            && !public_url.path().starts_with("//");
+        if !plain {
             return Err(Error::Config(
-                "server.public_url must be an http(s) URL without a query, e.g. https://login.example.com".into(),
+                "server.public_url must be an http(s) URL without credentials, query or fragment, e.g. \
+                 https://login.example.com"
+                    .into(),
             ));
         }
         if public_url.scheme() == "https" && !session.secure {
             return Err(Error::Config("session.secure must stay on when the site is served over https".into()));
         }
-        session.check().map_err(|err| Error::Config(err.to_string()))?;
+        session.check().map_err(|err| match err {
+            signin_session::SessionError::Config(message) => Error::Config(message),
+            other => Error::Config(other.to_string()),
+        })?;
         login.check()?;
         let prefix = public_url.path().trim_end_matches('/').to_owned();
-        let keys = AttemptKeys::parse(&login.cookie_keys)?;
+        let mut redirect_url = public_url.clone();
+        redirect_url.set_path(&format!("{prefix}{}", login.callback_path));
         let attempts = Attempts::new(
-            keys,
-            &session.cookie_name,
-            format!("{prefix}{}", common_path(&login.login_path, &login.callback_path)),
-            session.secure,
-            login.pending_login,
-            login.max_attempts,
+            AttemptKeys::parse(&login.cookie_keys)?,
+            AttemptCookies {
+                session_cookie: &session.cookie_name,
+                path: format!("{prefix}{}", common_path(&login.login_path, &login.callback_path)),
+                secure: session.secure,
+                max_age: login.pending_login,
+                max: login.max_attempts,
+                scope: redirect_url.to_string(),
+            },
         );
         let origin = public_url.origin().ascii_serialization();
-        Ok(Self(Arc::new(Site { public_url, prefix, origin, session, login, attempts })))
+        Ok(Self(Arc::new(Site { public_url, prefix, origin, redirect_url, session, login, attempts })))
     }
 
     /// The session middleware for a router: the session cookie as configured, the store under [`HashedIds`] (the
@@ -98,7 +116,7 @@ impl Sessions {
     /// that use the extractors or the sign-in routes.
     pub fn layer<S: SessionStore + Clone>(&self, store: S) -> SessionLayer<S> {
         SessionLayer {
-            sessions: signin_session::session_layer(HashedIds::new(store), &self.0.session),
+            sessions: signin_session::session_layer(SaveWatch(HashedIds::new(store)), &self.0.session),
             site: self.clone(),
         }
     }
@@ -136,10 +154,8 @@ impl Sessions {
     }
 
     /// The redirect URI to register with the provider: the public URL and the callback path.
-    pub fn redirect_url(&self) -> Result<Url, Error> {
-        let base = self.0.public_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{}", self.0.login.callback_path))
-            .map_err(|_| Error::Config("server.public_url and login.callback_path make no URL".into()))
+    pub fn redirect_url(&self) -> &Url {
+        &self.0.redirect_url
     }
 
     /// The session settings.
@@ -160,15 +176,54 @@ impl Sessions {
 /// The layer [`Sessions::layer`] makes.
 #[derive(Clone)]
 pub struct SessionLayer<S: SessionStore> {
-    sessions: SessionManagerLayer<HashedIds<S>>,
+    sessions: SessionManagerLayer<SaveWatch<HashedIds<S>>>,
     site: Sessions,
 }
 
 impl<S: SessionStore + Clone, I> Layer<I> for SessionLayer<S> {
-    type Service = SessionService<<SessionManagerLayer<HashedIds<S>> as Layer<I>>::Service>;
+    type Service = SessionService<<SessionManagerLayer<SaveWatch<HashedIds<S>>> as Layer<I>>::Service>;
 
     fn layer(&self, inner: I) -> Self::Service {
         SessionService { inner: self.sessions.layer(inner), site: self.site.clone() }
+    }
+}
+
+tokio::task_local! {
+    /// Set when saving the request's session failed.
+    static SAVE_FAILED: Cell<bool>;
+}
+
+/// The store as [`SessionLayer`] uses it: it notes a failed save, so that [`SessionService`] can tell the session
+/// middleware's bare 500 for it (the store is down) from anything else, and answer 503.
+#[derive(Clone, Debug)]
+pub struct SaveWatch<S>(S);
+
+impl<S> SaveWatch<S> {
+    fn noted<T>(result: session_store::Result<T>) -> session_store::Result<T> {
+        if result.is_err() {
+            // Outside a request (no scope), there is nobody to tell.
+            let _ = SAVE_FAILED.try_with(|failed| failed.set(true));
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore> SessionStore for SaveWatch<S> {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        Self::noted(self.0.create(record).await)
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        Self::noted(self.0.save(record).await)
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        self.0.load(session_id).await
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.0.delete(session_id).await
     }
 }
 
@@ -182,10 +237,11 @@ pub struct SessionService<I> {
 impl<I> Service<Request<Body>> for SessionService<I>
 where
     I: Service<Request<Body>, Response = Response<Body>>,
+    I::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = I::Error;
-    type Future = Map<I::Future, fn(Result<Response<Body>, I::Error>) -> Result<Response<Body>, I::Error>>;
+    type Future = BoxFuture<'static, Result<Response<Body>, I::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -193,20 +249,16 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         request.extensions_mut().insert(self.site.clone());
-        self.inner.call(request).map(|result| result.map(store_failure))
+        let answer = self.inner.call(request);
+        Box::pin(SAVE_FAILED.scope(Cell::new(false), async move {
+            let response = answer.await?;
+            if SAVE_FAILED.with(Cell::get) && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                // The session middleware has logged the store's error already.
+                return Ok(ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response());
+            }
+            Ok(response)
+        }))
     }
-}
-
-/// The session middleware saves a changed session after the handler has answered; when that fails (the store is
-/// down) it logs the error and replaces the answer with a bare 500. Handlers' own failures carry a body, so a bare
-/// 500 means "the session store is unavailable": 503, the page for any other store outage.
-fn store_failure(response: Response<Body>) -> Response<Body> {
-    let bare =
-        response.extensions().get::<ErrorPage>().is_none() && response.headers().get(header::CONTENT_TYPE).is_none();
-    if response.status() == StatusCode::INTERNAL_SERVER_ERROR && bare {
-        return ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response();
-    }
-    response
 }
 
 /// Sign-in with one provider: the routes that sign people in and out, around the service's [`SignIn`] hook.
@@ -238,7 +290,7 @@ impl<H: SignIn> Login<H> {
     /// Discovers the provider (discovery document and keys, once, now: call this at start-up) and signs people in
     /// with it, the callback registered as [`Sessions::redirect_url`].
     pub async fn discover(sessions: Sessions, provider: ProviderSettings, hook: H) -> Result<Self, Error> {
-        let client = OidcClient::discover(provider, sessions.redirect_url()?).await?;
+        let client = OidcClient::discover(provider, sessions.redirect_url().clone()).await?;
         Self::new(sessions, Arc::new(client), hook)
     }
 

@@ -6,31 +6,25 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
-use signin_auth::{AuthErrorKind, Callback};
+use signin_auth::{AuthErrorKind, Callback, LoginFlow};
 use signin_domain::LocalPath;
 use signin_session::AuthSession;
 
 use crate::attempts::Taken;
 use crate::error::LoginError;
+use crate::extract::Rejection;
 use crate::{Login, SignIn};
 
 /// The request's session, as the layer put it there.
 pub(crate) struct Auth(AuthSession);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
-    type Rejection = Response;
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<tower_sessions::Session>() {
-            Some(session) => Ok(Self(AuthSession::new(session.clone()))),
-            None => {
-                tracing::error!(
-                    "the sign-in routes ran without the session layer: add `Sessions::layer` to the router"
-                );
-                Err(crate::ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response())
-            }
-        }
+        Ok(Self(crate::extract::context(parts)?.1))
     }
 }
 
@@ -45,8 +39,12 @@ fn plausible_hint(hint: &str) -> bool {
     !hint.is_empty() && hint.len() <= 254 && hint.chars().all(|c| !c.is_control() && !c.is_whitespace())
 }
 
+/// Characters a `Location` header cannot carry as they are: controls, space and everything beyond ASCII.
+const NOT_IN_LOCATION: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+
 fn see_other(location: &str) -> Response {
-    let location = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    let location = utf8_percent_encode(location, NOT_IN_LOCATION).to_string();
+    let location = HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/"));
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
@@ -62,7 +60,9 @@ pub(crate) async fn login<H: SignIn>(
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let next = LocalPath::parse_or_root(query.next.as_deref());
     let sessions = login.sessions();
-    if auth.is_signed_in().await? {
+    // Signed in as far as this service can tell: a stored user that does not read as its own (a changed shape,
+    // another service's) does not count, or the person could never sign in again.
+    if auth.user::<H::User>().await?.is_some() {
         return Ok(see_other(&sessions.url(next.as_ref())));
     }
     // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.
@@ -106,9 +106,8 @@ async fn finish<H: SignIn>(
     taken: Taken,
     callback: Callback,
 ) -> Result<Response, LoginError> {
-    if let Some(code) = callback.error.as_deref() {
-        // The person cancelled, or the provider refused: say so on the sign-in page, whatever else came along.
-        return Err(signin_auth::AuthError::from_callback_error(code).into());
+    if let Some(refused) = LoginFlow::refusal(&callback) {
+        return Err(refused.into());
     }
     let (pending, next) = match taken {
         Taken::Found(pending, next) => (pending, next),
@@ -128,7 +127,7 @@ async fn finish<H: SignIn>(
     };
     let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
     let sessions = login.sessions();
-    auth.sign_in(&user, sessions.session_settings().inactivity).await?;
+    auth.sign_in(&user).await?;
     tracing::info!(oidc.issuer = %login.provider().issuer(), "signed in");
     Ok(see_other(&sessions.url(next.as_ref())))
 }

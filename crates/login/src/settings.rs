@@ -80,12 +80,28 @@ impl LoginSettings {
             ("login.logout_path", &self.logout_path),
             ("login.home_path", &self.home_path),
         ] {
+            // `{`, `}` and `*` would be route parameters and wildcards to the router.
             let plain = path.starts_with('/')
                 && !path.starts_with("//")
-                && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'\\' | b';' | b','));
+                && path.bytes().all(|b| {
+                    b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'\\' | b';' | b',' | b'{' | b'}' | b'*')
+                });
             if !plain {
                 return Err(Error::Config(format!("{key} must be a plain absolute path such as /login")));
             }
+        }
+        let routes = [&self.login_path, &self.callback_path, &self.logout_path];
+        if routes.iter().enumerate().any(|(i, a)| routes[i + 1..].contains(a)) {
+            return Err(Error::Config(
+                "login.login_path, login.callback_path and login.logout_path must differ".into(),
+            ));
+        }
+        if crate::attempts::common_path(&self.login_path, &self.callback_path) == "/" {
+            return Err(Error::Config(
+                "login.callback_path must share a first path segment with login.login_path (e.g. /login and \
+                 /login/callback), so that attempt cookies go only to the sign-in paths"
+                    .into(),
+            ));
         }
         if self.pending_login.is_zero() {
             return Err(Error::Config("login.pending_login must be positive".into()));
@@ -154,10 +170,22 @@ mod tests {
 
     #[test]
     fn bad_paths_name_their_key() {
-        for bad in ["login", "//evil.example", "/a?b", "/a b", "/a\\b"] {
+        for bad in ["login", "//evil.example", "/a?b", "/a b", "/a\\b", "/{id}", "/*rest"] {
             let s = LoginSettings { callback_path: bad.into(), ..LoginSettings::default() };
             assert!(s.check().expect_err(bad).to_string().contains("login.callback_path"), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_sign_in_paths_must_differ_and_nest() {
+        let same = LoginSettings { callback_path: "/login".into(), ..LoginSettings::default() };
+        assert!(same.check().expect_err("same path").to_string().contains("must differ"));
+        let apart =
+            LoginSettings { login_path: "/signin".into(), callback_path: "/auth/cb".into(), ..Default::default() };
+        assert!(apart.check().expect_err("apart").to_string().contains("first path segment"));
+        let siblings =
+            LoginSettings { login_path: "/auth/login".into(), callback_path: "/auth/cb".into(), ..Default::default() };
+        assert!(siblings.check().is_ok());
     }
 
     #[test]

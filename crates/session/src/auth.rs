@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
-use tower_sessions::{Expiry, Session};
+use tower_sessions::Session;
 
 use crate::SessionError;
 
@@ -52,19 +52,15 @@ impl AuthSession {
         }
     }
 
-    /// Signs `user` in: gives the session a new id (the old id, which may have been planted by an attacker, is
-    /// deleted: session fixation), stores the user, a fresh CSRF token and the time last seen, and sets the
-    /// inactivity expiry.
-    pub async fn sign_in<U: Serialize + Send + Sync>(
-        &self,
-        user: &U,
-        inactivity: Duration,
-    ) -> Result<(), SessionError> {
+    /// Signs `user` in: empties the session (nothing of an earlier person, or of another service, carries over),
+    /// gives it a new id (the old id, which may have been planted by an attacker, is deleted: session fixation),
+    /// and stores the user, a fresh CSRF token and the time last seen. The session lives per the layer's expiry.
+    pub async fn sign_in<U: Serialize + Send + Sync>(&self, user: &U) -> Result<(), SessionError> {
+        self.0.clear().await;
         self.0.cycle_id().await?;
         self.0.insert(Self::USER, user).await?;
         self.0.insert(Self::CSRF, new_csrf_token()).await?;
         self.0.insert(Self::SEEN, now_unix_ms()).await?;
-        self.0.set_expiry(Some(Expiry::OnInactivity(crate::to_time(inactivity))));
         Ok(())
     }
 

@@ -7,6 +7,9 @@ use sha2::{Digest as _, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
+/// How often `create` tries a fresh id before giving up on an inner store that never keeps the one it is given.
+const CREATE_TRIES: usize = 3;
+
 /// Keeps each session under a hash of its id: the cookie carries the id, the store sees only
 /// `SHA-256(id)` (its first 128 bits, the size of tower-sessions' ids), so a row read from the table — a backup, a
 /// replica, an SQL injection elsewhere — does not work as a cookie. Loaded records get the cookie's id back, so
@@ -51,7 +54,7 @@ fn hashed(record: &Record) -> Record {
 #[async_trait]
 impl<S: SessionStore> SessionStore for HashedIds<S> {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        loop {
+        for _ in 0..CREATE_TRIES {
             let mut stored = hashed(record);
             let wanted = stored.id;
             self.inner.create(&mut stored).await?;
@@ -63,6 +66,7 @@ impl<S: SessionStore> SessionStore for HashedIds<S> {
             self.inner.delete(&stored.id).await?;
             record.id = Id::default();
         }
+        Err(session_store::Error::Backend("the session store does not keep the ids it is given".to_owned()))
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -116,6 +120,34 @@ mod tests {
         assert_eq!(loaded.data, record.data);
         store.delete(&id).await.expect("deleted");
         assert!(inner.load(&HashedIds::<()>::stored_id(&id)).await.expect("load").is_none());
+    }
+
+    /// A store that always stores under an id of its own choosing, as tower-sessions allows.
+    #[derive(Debug, Clone, Default)]
+    struct Renaming(MemoryStore);
+
+    #[async_trait]
+    impl SessionStore for Renaming {
+        async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+            record.id = Id::default();
+            self.0.create(record).await
+        }
+        async fn save(&self, record: &Record) -> session_store::Result<()> {
+            self.0.save(record).await
+        }
+        async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+            self.0.load(id).await
+        }
+        async fn delete(&self, id: &Id) -> session_store::Result<()> {
+            self.0.delete(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inner_store_that_renames_records_is_an_error_not_a_loop() {
+        let store = HashedIds::new(Renaming::default());
+        let err = store.create(&mut record()).await.expect_err("gives up");
+        assert!(err.to_string().contains("does not keep the ids"), "{err}");
     }
 
     #[test]

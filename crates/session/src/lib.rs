@@ -68,7 +68,7 @@ impl SessionSettings {
 }
 
 /// A `std` duration as the cookie library's, clamped to 10 years (nobody means longer).
-pub(crate) fn to_time(duration: Duration) -> time::Duration {
+fn to_time(duration: Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::weeks(520)).min(time::Duration::weeks(520))
 }
 

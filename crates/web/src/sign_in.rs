@@ -56,7 +56,6 @@ impl SignIn for RecordUsers {
             RepositoryError::Unavailable(source) => SignInError::Unavailable(source),
             RepositoryError::Unexpected(source) => SignInError::Failed(source),
         })?;
-        tracing::Span::current().record("user.id", tracing::field::display(user.id));
         tracing::info!(user.id = %user.id, "user recorded");
         Ok(user.into())
     }

@@ -66,12 +66,25 @@ impl AppState {
 
     /// What pages say about the provider and where their sign-in and sign-out links point.
     pub(crate) fn page(&self) -> PageContext {
+        self.page_signed_in_by(self.login.provider().issuer())
+    }
+
+    /// The same, for a person whom `issuer` signed in: a session begun with another provider (before a change of
+    /// configuration, or by another service on the site) is named after that one, never after ours.
+    pub(crate) fn page_signed_in_by(&self, issuer: &str) -> PageContext {
         let provider = self.login.provider();
         let sessions = self.login.sessions();
+        let name = if issuer == provider.issuer() {
+            provider.display_name().to_owned()
+        } else if issuer == GOOGLE_ISSUER {
+            "Google".to_owned()
+        } else {
+            url::Url::parse(issuer).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
+        };
         PageContext {
             base: sessions.url(""),
-            provider: provider.display_name().to_owned(),
-            google: provider.issuer() == GOOGLE_ISSUER,
+            provider: name,
+            google: issuer == GOOGLE_ISSUER,
             login_url: sessions.login_url(None),
             logout_url: sessions.logout_url(),
         }

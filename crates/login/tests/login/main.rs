@@ -7,11 +7,14 @@
 //! - `attempts`: the attempt cookies: parallel attempts, the cap, tampering, keys, expiry, replays.
 //! - `logout`: sign-out and its CSRF checks.
 //! - `config`: settings that cannot work are refused at start-up.
+//! - `edges`: store outages, a stored user of another shape, deployments sharing a key, duplicate cookies, long
+//!   and non-ASCII `next`, nested routers.
 //!
 //! `support` holds the fakes and the helpers the modules share.
 
 mod attempts;
 mod config;
+mod edges;
 mod extractors;
 mod flow;
 mod logout;

@@ -2,7 +2,7 @@
 //! modules share. Everything goes through the crate's public API; the fake provider only plays the provider.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -193,9 +193,22 @@ pub struct Store {
     pub memory: MemoryStore,
     ids: Arc<Mutex<HashSet<Id>>>,
     writes: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 impl Store {
+    /// From now on every call fails as a store that is down would (or works again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
+    }
+
+    fn check(&self) -> session_store::Result<()> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(session_store::Error::Backend("connection refused".to_owned()));
+        }
+        Ok(())
+    }
+
     /// The records the memory store holds (and that have not expired).
     pub async fn records(&self) -> Vec<Record> {
         let ids: Vec<Id> = self.ids.lock().expect("ids lock").iter().copied().collect();
@@ -217,6 +230,7 @@ impl Store {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.check()?;
         self.memory.create(record).await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.ids.lock().expect("ids lock").insert(record.id);
@@ -224,6 +238,7 @@ impl SessionStore for Store {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.check()?;
         self.memory.save(record).await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.ids.lock().expect("ids lock").insert(record.id);
@@ -231,10 +246,12 @@ impl SessionStore for Store {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        self.check()?;
         self.memory.load(session_id).await
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.check()?;
         self.memory.delete(session_id).await
     }
 }

@@ -8,8 +8,6 @@ use tower_sessions::{MemoryStore, Session};
 
 use super::AuthSession;
 
-const INACTIVITY: Duration = Duration::from_secs(3600);
-
 fn user() -> User {
     let identity = Identity::from_claims(ProfileClaims {
         issuer: "https://accounts.google.com".into(),
@@ -56,7 +54,7 @@ async fn sign_in_gives_the_session_a_new_id_and_deletes_the_old_one() {
     // Act
     let ada = user();
     let (raw, auth) = session(&store, Some(before));
-    auth.sign_in(&ada, INACTIVITY).await.expect("signed in");
+    auth.sign_in(&ada).await.expect("signed in");
     let after = end_request(&raw).await;
 
     // Assert
@@ -74,8 +72,8 @@ async fn each_sign_in_gets_a_fresh_csrf_token() {
     let (_, first) = session(&store, None);
     let (_, second) = session(&store, None);
 
-    first.sign_in(&user(), INACTIVITY).await.expect("signed in");
-    second.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    first.sign_in(&user()).await.expect("signed in");
+    second.sign_in(&user()).await.expect("signed in");
 
     assert_ne!(first.csrf_token().await.expect("read"), second.csrf_token().await.expect("read"));
 }
@@ -87,7 +85,7 @@ async fn csrf_verification_accepts_only_the_session_token() {
     assert!(!auth.verify_csrf("anything").await.expect("checked"), "no token before sign-in");
     assert!(!auth.verify_csrf("").await.expect("checked"));
 
-    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    auth.sign_in(&user()).await.expect("signed in");
     let token = auth.csrf_token().await.expect("read").expect("a token");
 
     assert!(auth.verify_csrf(&token).await.expect("checked"));
@@ -102,7 +100,7 @@ async fn touch_writes_only_when_last_seen_is_stale() {
     // Arrange: a signed-in session, saved.
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    auth.sign_in(&user()).await.expect("signed in");
     let id = end_request(&raw).await;
 
     // Act + Assert: fresh, so a touch changes nothing.
@@ -137,7 +135,7 @@ async fn touch_leaves_anonymous_sessions_alone() {
 async fn sign_out_deletes_the_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    auth.sign_in(&user()).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -166,15 +164,21 @@ async fn a_service_reads_the_fields_it_knows() {
     }
     let store = Arc::new(MemoryStore::default());
     let (_, auth) = session(&store, None);
-    auth.sign_in(&user(), INACTIVITY).await.expect("signed in");
+    auth.sign_in(&user()).await.expect("signed in");
     assert_eq!(auth.user::<Slim>().await.expect("read"), Some(Slim { email: "ada@example.com".into() }));
 }
 
 #[tokio::test]
-async fn sign_in_sets_the_inactivity_expiry() {
+async fn a_new_sign_in_keeps_nothing_of_the_session_before_it() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), Duration::from_secs(120)).await.expect("signed in");
-    let left = raw.expiry_date() - time::OffsetDateTime::now_utc();
-    assert!(left <= time::Duration::seconds(120) && left > time::Duration::seconds(100), "{left}");
+    auth.sign_in(&user()).await.expect("signed in");
+    raw.insert("another.service", "the first person's data").await.expect("stored");
+    let id = end_request(&raw).await;
+
+    let (raw, auth) = session(&store, Some(id));
+    auth.sign_in(&user()).await.expect("signed in again");
+
+    assert_eq!(raw.get::<String>("another.service").await.expect("read"), None);
+    assert!(auth.is_signed_in().await.expect("read"));
 }

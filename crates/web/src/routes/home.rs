@@ -38,5 +38,6 @@ async fn home(
     };
     tracing::Span::current().record("user.id", tracing::field::display(user.id));
     let csrf = csrf.as_ref().map(CsrfToken::as_str).unwrap_or_default();
-    Ok(Html(state.templates.render("profile.html", ProfileContext { page: state.page(), user: &user, csrf })?))
+    let page = state.page_signed_in_by(user.issuer.as_ref());
+    Ok(Html(state.templates.render("profile.html", ProfileContext { page, user: &user, csrf })?))
 }

@@ -493,6 +493,18 @@ async fn pages_name_a_provider_other_than_google_with_a_neutral_button() {
 }
 
 #[tokio::test]
+async fn a_session_begun_with_another_provider_is_named_after_it_never_after_google() {
+    let other = TestApp::new();
+    let cookie = sign_in(&other).await;
+    let google = TestApp::with(Options { google: true, store: Some(other.store.clone()), ..Options::default() });
+
+    let profile = home(&google, &cookie).await;
+
+    assert!(profile.contains("Signed in with idp.example.com"), "{profile}");
+    assert!(!profile.contains("google-g.svg") && !profile.contains("Signed in with Google"), "{profile}");
+}
+
+#[tokio::test]
 async fn pages_carry_google_branding_only_for_googles_issuer() {
     let app = TestApp::with(Options { google: true, ..Options::default() });
 

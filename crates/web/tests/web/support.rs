@@ -250,6 +250,8 @@ pub struct Options {
     pub provider_check_interval: Duration,
     /// The provider plays Google (its issuer and name).
     pub google: bool,
+    /// Sessions in this store (another app's, to share them) instead of a new one.
+    pub store: Option<CountingStore>,
 }
 
 impl Default for Options {
@@ -260,6 +262,7 @@ impl Default for Options {
             health: Vec::new(),
             provider_check_interval: LoginSettings::default().provider_check_interval,
             google: false,
+            store: None,
         }
     }
 }
@@ -306,7 +309,7 @@ impl TestApp {
             settings: WebSettings { max_body_bytes: options.max_body_bytes, ..WebSettings::default() },
             health: options.health,
         };
-        let store = CountingStore::default();
+        let store = options.store.unwrap_or_default();
         Self { router: signin_web::router(app, store.clone()), users, provider, store }
     }
 
