@@ -139,17 +139,28 @@ impl Attempts {
         jar.get(name).filter(|cookie| cookie.value().len() <= MAX_VALUE_BYTES).cloned()
     }
 
-    fn with_attributes(&self, mut cookie: Cookie<'static>, max_age: Duration) -> HeaderValue {
+    /// The `Set-Cookie` value of a live attempt cookie.
+    fn live(&self, cookie: Cookie<'static>) -> HeaderValue {
+        self.header(cookie, |cookie, max_age| cookie.set_max_age(max_age))
+    }
+
+    /// Removes an attempt cookie: empty, `Max-Age=0` and an `Expires` in the past (some clients honour only that).
+    fn removal(&self, name: &str) -> HeaderValue {
+        self.header(Cookie::new(name.to_owned(), ""), |cookie, _| cookie.make_removal())
+    }
+
+    /// Every attempt cookie's attributes (path, `HttpOnly`, `SameSite=Lax`, `Secure`), then its lifetime.
+    fn header(
+        &self,
+        mut cookie: Cookie<'static>,
+        lifetime: impl FnOnce(&mut Cookie<'static>, cookie::time::Duration),
+    ) -> HeaderValue {
         cookie.set_path(self.path.clone());
         cookie.set_http_only(true);
         cookie.set_same_site(SameSite::Lax);
         cookie.set_secure(self.secure);
-        cookie.set_max_age(cookie::time::Duration::try_from(max_age).unwrap_or(cookie::time::Duration::ZERO));
+        lifetime(&mut cookie, cookie::time::Duration::try_from(self.max_age).unwrap_or(cookie::time::Duration::ZERO));
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-
-    fn removal(&self, name: &str) -> HeaderValue {
-        self.with_attributes(Cookie::new(name.to_owned(), ""), Duration::ZERO)
     }
 
     /// The `Set-Cookie` values that record a new attempt: its own cookie, and the removal of attempts that do not
@@ -190,7 +201,7 @@ impl Attempts {
                 self.seal(key, &name, &sealed)?
             }
         };
-        out.push(self.with_attributes(cookie, self.max_age));
+        out.push(self.live(cookie));
         Some(out)
     }
 
