@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use signin_domain::UserRepository;
 use signin_login::{Login, MySqlSessionStore, Sessions};
 use signin_persistence::MySqlUserRepository;
+use signin_session::{CachedStore, MySqlChangeFeed};
 use signin_web::{App, HealthCheck, RecordUsers, Templates};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -24,7 +25,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    cleanup: JoinHandle<()>,
+    /// Background work that ends with the server: the expired-session sweep and the change-feed reader.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -57,8 +59,11 @@ impl Application {
             settings.database.connect_timeout,
         )
         .context("building the session-store pool")?;
-        let store = MySqlSessionStore::new(session_pool).context("opening the session store")?;
+        let store = MySqlSessionStore::new(session_pool.clone()).context("opening the session store")?;
         let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
+        let feed = Arc::new(MySqlChangeFeed::new(session_pool));
+        let cached = CachedStore::new(store.clone(), feed, settings.session.cache.clone());
+        let feed_reader = cached.spawn_feed_reader();
 
         let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
         let issuer = settings.oidc.issuer.clone();
@@ -74,8 +79,8 @@ impl Application {
             settings: settings.web,
             health,
         };
-        let router = signin_web::router(app, store);
-        Ok(Self { listener, router, cleanup })
+        let router = signin_web::router(app, cached);
+        Ok(Self { listener, router, tasks: vec![cleanup, feed_reader] })
     }
 
     /// The bound address.
@@ -90,9 +95,9 @@ impl Application {
 
     /// Serves until `signal` completes, then finishes the requests in flight.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, cleanup } = self;
+        let Self { listener, router, tasks } = self;
         let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
-        cleanup.abort();
+        tasks.iter().for_each(JoinHandle::abort);
         served
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod cache;
 mod error;
 mod hashed;
 mod store;
@@ -13,6 +14,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 pub use auth::AuthSession;
+pub use cache::{BoxError, CacheSettings, CachedStore, ChangeFeed, MySqlChangeFeed};
 pub use error::SessionError;
 pub use hashed::HashedIds;
 pub use store::{MySqlSessionStore, sqlx_pool};
@@ -38,6 +40,8 @@ pub struct SessionSettings {
     pub cleanup_interval: Duration,
     /// Connections of the session store's pool (default 8).
     pub pool_size: u32,
+    /// The in-process cache of signed-in sessions (`[session.cache]`).
+    pub cache: CacheSettings,
 }
 
 impl Default for SessionSettings {
@@ -49,6 +53,7 @@ impl Default for SessionSettings {
             touch_interval: Duration::from_secs(60 * 60),
             cleanup_interval: Duration::from_secs(60 * 60),
             pool_size: 8,
+            cache: CacheSettings::default(),
         }
     }
 }

@@ -119,9 +119,15 @@ impl TestApp {
     /// Another instance of the same deployment: same database, client and public URL (this instance's, as if a
     /// load balancer stood there), on a port of its own.
     pub async fn another_instance(&self) -> Self {
+        self.another_instance_tweaked(|_| {}).await
+    }
+
+    /// Like [`TestApp::another_instance`], with `tweak` applied to its settings.
+    pub async fn another_instance_tweaked(&self, tweak: impl FnOnce(&mut Settings)) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let settings = settings(&self.db_url, &self.base, &self.client);
+        let mut settings = settings(&self.db_url, &self.base, &self.client);
+        tweak(&mut settings);
         Self::launch(listener, base, self.client.clone(), self.db_url.clone(), settings).await.expect("app builds")
     }
 

@@ -1,6 +1,7 @@
 //! The session store and middleware against a real MySQL/MariaDB server: one fresh database per test, with the
 //! workspace's migrations applied (they create the `sessions` table).
 
+mod feed;
 mod middleware;
 mod store;
 

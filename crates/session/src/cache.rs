@@ -1,0 +1,382 @@
+//! Signed-in sessions at memory speed: an in-process cache in front of a session store, kept coherent across
+//! instances by a change feed.
+//!
+//! Every change to a stored session through this store (a sign-out, an id rotation, a touch) drops it from the local
+//! cache at once and is published to the feed; every instance reads the feed several times per coherence bound and
+//! drops what changed elsewhere. A read is answered from the cache only while the last successful read of the feed
+//! started less than the bound ago: when the feed cannot be read (the database is down), cached sessions stop being
+//! served after the bound and every request goes to the store. Fail closed, never stale.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use serde::Deserialize;
+use sqlx::MySqlPool;
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How long changes stay in the MySQL feed: far longer than any instance takes between two reads of it.
+const FEED_RETENTION_SECS: u32 = 300;
+/// How far back each read of the MySQL feed looks beyond the previous one, for changes committed late.
+const FEED_OVERLAP: Duration = Duration::from_secs(2);
+/// How often the feed is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The `[session.cache]` settings. Durations are seconds or forms such as `"1s"`, `"500ms"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Whether signed-in sessions are cached (default `true`). Off, every request reads the store.
+    pub enabled: bool,
+    /// Most sessions kept (default 100,000).
+    pub max_entries: u64,
+    /// Most bytes of session records kept, as encoded for the store (default 32 MiB).
+    pub max_bytes: u64,
+    /// How soon a change on one instance is honoured by every other (default 1 s); also how long cached sessions
+    /// are still served after the feed could last be read.
+    #[serde(with = "signin_domain::duration")]
+    pub coherence: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { enabled: true, max_entries: 100_000, max_bytes: 32 * 1024 * 1024, coherence: Duration::from_secs(1) }
+    }
+}
+
+impl CacheSettings {
+    fn active(&self) -> bool {
+        self.enabled && self.max_entries > 0 && self.max_bytes > 0 && !self.coherence.is_zero()
+    }
+}
+
+/// Where instances tell each other which stored sessions changed.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// Records that the stored session `id` changed or is gone.
+    async fn publish(&self, id: &Id) -> Result<(), BoxError>;
+
+    /// The sessions changed since the previous call; the first call only marks where reading starts.
+    async fn changes(&self) -> Result<Vec<Id>, BoxError>;
+
+    /// Forgets changes too old to matter; called about once a minute.
+    async fn prune(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// The change feed in MySQL: the `session_changes` table (created by the workspace migrations).
+///
+/// Each read asks for the rows changed since a little before the previous read (auto-increment values are handed
+/// out before commit, so a row can become visible after a later one) and skips the rows it has already seen.
+pub struct MySqlChangeFeed {
+    pool: MySqlPool,
+    cursor: tokio::sync::Mutex<Option<FeedCursor>>,
+}
+
+struct FeedCursor {
+    /// The database's time at the previous read.
+    read_at: OffsetDateTime,
+    /// Rows already reported that a later read may see again: sequence number and time.
+    seen: Vec<(u64, OffsetDateTime)>,
+}
+
+impl MySqlChangeFeed {
+    /// The feed in the database of `pool`.
+    pub fn new(pool: MySqlPool) -> Self {
+        Self { pool, cursor: tokio::sync::Mutex::new(None) }
+    }
+}
+
+impl fmt::Debug for MySqlChangeFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MySqlChangeFeed")
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for MySqlChangeFeed {
+    async fn publish(&self, id: &Id) -> Result<(), BoxError> {
+        sqlx::query("INSERT INTO session_changes (id) VALUES (?)").bind(id.to_string()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn changes(&self) -> Result<Vec<Id>, BoxError> {
+        let mut cursor = self.cursor.lock().await;
+        let now: OffsetDateTime = sqlx::query_scalar("SELECT CAST(NOW(6) AS DATETIME(6))")
+            .fetch_one(&self.pool)
+            .await
+            .map(|now: time::PrimitiveDateTime| now.assume_utc())?;
+        let Some(previous) = cursor.as_mut() else {
+            *cursor = Some(FeedCursor { read_at: now, seen: Vec::new() });
+            return Ok(Vec::new());
+        };
+        let since = previous.read_at - FEED_OVERLAP;
+        let rows: Vec<(u64, String, time::PrimitiveDateTime)> = sqlx::query_as(
+            "SELECT seq, CAST(id AS CHAR), CAST(changed_at AS DATETIME(6)) FROM session_changes WHERE changed_at > ? \
+             ORDER BY seq",
+        )
+        .bind(time::PrimitiveDateTime::new(since.date(), since.time()))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut changed = Vec::new();
+        for (seq, id, at) in rows {
+            if previous.seen.iter().any(|(seen, _)| *seen == seq) {
+                continue;
+            }
+            previous.seen.push((seq, at.assume_utc()));
+            // An id that does not parse names no session this store can hold: nothing to drop.
+            if let Ok(id) = id.parse::<Id>() {
+                changed.push(id);
+            }
+        }
+        let horizon = now - FEED_OVERLAP;
+        previous.seen.retain(|(_, at)| *at > horizon);
+        previous.read_at = now;
+        Ok(changed)
+    }
+
+    async fn prune(&self) -> Result<(), BoxError> {
+        sqlx::query("DELETE FROM session_changes WHERE changed_at < NOW(6) - INTERVAL ? SECOND")
+            .bind(FEED_RETENTION_SECS)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A session store with an in-process cache of the sessions it loads, kept coherent by a [`ChangeFeed`]. Cheap to
+/// clone; run [`CachedStore::spawn_feed_reader`] once, or nothing is ever served from the cache.
+#[derive(Clone)]
+pub struct CachedStore<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: CacheSettings,
+    feed: Arc<dyn ChangeFeed>,
+    cache: Cache<Id, Arc<Record>>,
+    /// When each recently dropped session was dropped, by [`Shared::epoch`]: a load that began before that must not
+    /// put what it read into the cache.
+    dropped: Cache<Id, u64>,
+    /// Counts drops.
+    epoch: AtomicU64,
+    /// Until when the cache may answer: the start of the last successful read of the feed, plus the bound.
+    fresh_until: Mutex<Option<Instant>>,
+    /// Whether the last read of the feed failed (so a failure is logged once, not on every read).
+    failing: Mutex<bool>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("settings", &self.shared.settings)
+            .field("entries", &self.shared.cache.entry_count())
+            .finish()
+    }
+}
+
+impl<S> CachedStore<S> {
+    /// Caches what `inner` loads, per `settings`, coherent through `feed`.
+    pub fn new(inner: S, feed: Arc<dyn ChangeFeed>, settings: CacheSettings) -> Self {
+        // A session weighs its encoded size, and at least its share of the byte budget, so that the cache holds at
+        // most `max_entries` sessions and at most `max_bytes` bytes.
+        let floor = u32::try_from(settings.max_bytes / settings.max_entries.max(1)).unwrap_or(u32::MAX).max(1);
+        let cache = Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(move |_: &Id, record: &Arc<Record>| {
+                let size = rmp_serde::to_vec(record.as_ref()).map_or(0, |bytes| bytes.len());
+                u32::try_from(size).unwrap_or(u32::MAX).max(floor)
+            })
+            .build();
+        let dropped = Cache::builder()
+            .max_capacity(settings.max_entries.max(1024))
+            .time_to_live(settings.coherence.saturating_mul(4).max(Duration::from_secs(10)))
+            .build();
+        let shared = Shared {
+            settings,
+            feed,
+            cache,
+            dropped,
+            epoch: AtomicU64::new(0),
+            fresh_until: Mutex::new(None),
+            failing: Mutex::new(false),
+        };
+        Self { inner, shared: Arc::new(shared) }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// How many sessions are cached (approximately: the cache applies evictions in the background).
+    pub fn cached_sessions(&self) -> u64 {
+        self.shared.cache.entry_count()
+    }
+
+    fn fresh(&self) -> bool {
+        self.shared.settings.active()
+            && self
+                .shared
+                .fresh_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Drops a session from the cache, and keeps loads that began before from putting it back.
+    fn drop_session(&self, id: &Id) {
+        let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.dropped.insert(*id, epoch);
+        self.shared.cache.invalidate(id);
+    }
+
+    /// Caches a record read (or written) while the drop counter stood at `epoch`, unless it was dropped since.
+    fn remember(&self, record: &Record, epoch: u64) {
+        let dropped_since = || self.shared.dropped.get(&record.id).is_some_and(|at| at > epoch);
+        if dropped_since() {
+            return;
+        }
+        self.shared.cache.insert(record.id, Arc::new(record.clone()));
+        // A drop between the check and the insert would otherwise be undone.
+        if dropped_since() {
+            self.shared.cache.invalidate(&record.id);
+        }
+    }
+
+    async fn publish(&self, id: &Id) -> session_store::Result<()> {
+        if !self.shared.settings.active() {
+            return Ok(());
+        }
+        self.shared.feed.publish(id).await.map_err(|err| session_store::Error::Backend(err.to_string()))
+    }
+
+    /// One read of the feed: drops what changed elsewhere and, on success, lets the cache answer for another
+    /// coherence bound. After a read that failed (or took longer than the bound), the whole cache is dropped, since
+    /// changes may have been missed.
+    pub async fn read_feed(&self) {
+        let started = Instant::now();
+        let changes = self.shared.feed.changes().await;
+        let mut failing = self.shared.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match changes {
+            Ok(changed) => {
+                for id in &changed {
+                    self.drop_session(id);
+                }
+                let mut fresh_until = self.shared.fresh_until.lock().unwrap_or_else(PoisonError::into_inner);
+                if fresh_until.is_none_or(|until| until <= started) {
+                    self.shared.cache.invalidate_all();
+                }
+                *fresh_until = Some(started + self.shared.settings.coherence);
+                if *failing {
+                    tracing::info!("the session change feed is readable again; cached sessions are served again");
+                    *failing = false;
+                }
+            }
+            Err(err) => {
+                if !*failing {
+                    tracing::warn!(
+                        error = %err,
+                        "the session change feed cannot be read; cached sessions stop being served within {:?}",
+                        self.shared.settings.coherence
+                    );
+                    *failing = true;
+                }
+            }
+        }
+    }
+
+    /// Reads the feed several times per coherence bound, and prunes it now and then, until the handle is aborted.
+    /// Does nothing when the cache is off.
+    pub fn spawn_feed_reader(&self) -> tokio::task::JoinHandle<()>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let store = self.clone();
+        tokio::spawn(async move {
+            if !store.shared.settings.active() {
+                return;
+            }
+            let every = (store.shared.settings.coherence / 4).max(Duration::from_millis(20));
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned = Instant::now();
+            loop {
+                interval.tick().await;
+                store.read_feed().await;
+                if pruned.elapsed() >= PRUNE_EVERY {
+                    pruned = Instant::now();
+                    if let Err(err) = store.shared.feed.prune().await {
+                        tracing::debug!(error = %err, "pruning the session change feed failed; will retry");
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for CachedStore<S> {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        self.inner.create(record).await?;
+        if self.fresh() {
+            self.remember(record, epoch);
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.inner.save(record).await?;
+        // Dropped rather than replaced: the store may have refused to write a session deleted meanwhile.
+        self.drop_session(&record.id);
+        self.publish(&record.id).await
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        if self.fresh()
+            && let Some(record) = self.shared.cache.get(session_id)
+        {
+            if record.expiry_date > OffsetDateTime::now_utc() {
+                return Ok(Some(record.as_ref().clone()));
+            }
+            self.shared.cache.invalidate(session_id);
+        }
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        let loaded = self.inner.load(session_id).await?;
+        if let Some(record) = &loaded
+            && self.fresh()
+        {
+            self.remember(record, epoch);
+        }
+        Ok(loaded)
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.inner.delete(session_id).await?;
+        self.drop_session(session_id);
+        self.publish(session_id).await
+    }
+}
+
+#[async_trait]
+impl<S: ExpiredDeletion> ExpiredDeletion for CachedStore<S> {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        // Expired records are never served from the cache (each hit checks the expiry), so nothing to drop here.
+        self.inner.delete_expired().await
+    }
+}
+
+#[cfg(test)]
+mod tests;
