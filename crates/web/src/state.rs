@@ -1,11 +1,13 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde::Deserialize;
 use signin_login::{GOOGLE_ISSUER, Login};
 
+use crate::routes::home::LoginContext as LoginPage;
 use crate::{HealthCheck, RecordUsers, Templates};
 
 /// Settings of the HTTP layer; deserialises from the `[web]` configuration section. Durations are seconds or forms
@@ -40,12 +42,27 @@ pub struct App {
 
 /// The state handlers receive: one `App` behind an `Arc`.
 #[derive(Clone)]
-pub struct AppState(Arc<App>);
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    app: App,
+    /// The login page as every signed-out visitor gets it, rendered once.
+    login_page: OnceLock<Bytes>,
+}
 
 impl AppState {
     /// Wraps an `App`.
     pub fn new(app: App) -> Self {
-        Self(Arc::new(app))
+        Self(Arc::new(Shared { app, login_page: OnceLock::new() }))
+    }
+
+    /// The login page without a message: the same for everyone, so rendered on first use and then shared.
+    pub(crate) fn login_page(&self) -> Result<Bytes, minijinja::Error> {
+        if let Some(page) = self.0.login_page.get() {
+            return Ok(page.clone());
+        }
+        let page = Bytes::from(self.templates.render("login.html", LoginPage { page: self.page(), message: None })?);
+        Ok(self.0.login_page.get_or_init(|| page).clone())
     }
 
     /// Whether the site is served over https (then `Strict-Transport-Security` is sent).
@@ -107,6 +124,6 @@ pub(crate) struct PageContext {
 impl std::ops::Deref for AppState {
     type Target = App;
     fn deref(&self) -> &App {
-        &self.0
+        &self.0.app
     }
 }

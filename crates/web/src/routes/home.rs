@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use signin_login::{CsrfToken, MaybeUser};
@@ -32,12 +32,12 @@ async fn home(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser<SessionUser>,
     csrf: Option<CsrfToken>,
-) -> Result<Html<String>, AppError> {
+) -> Result<Response, AppError> {
     let Some(user) = user else {
-        return Ok(Html(state.templates.render("login.html", LoginContext { page: state.page(), message: None })?));
+        return Ok(Html(state.login_page()?).into_response());
     };
     tracing::Span::current().record("user.id", tracing::field::display(user.id));
     let csrf = csrf.as_ref().map(CsrfToken::as_str).unwrap_or_default();
     let page = state.page_signed_in_by(user.issuer.as_ref());
-    Ok(Html(state.templates.render("profile.html", ProfileContext { page, user: &user, csrf })?))
+    Ok(Html(state.templates.render("profile.html", ProfileContext { page, user: &user, csrf })?).into_response())
 }
