@@ -170,8 +170,11 @@ struct Shared {
     dropped: Cache<Id, u64>,
     /// Counts drops.
     epoch: AtomicU64,
-    /// Until when the cache may answer: the start of the last successful read of the feed, plus the bound.
-    fresh_until: Mutex<Option<Instant>>,
+    /// What `fresh_until` counts from.
+    started: Instant,
+    /// Until when the cache may answer, in nanoseconds after `started`: the start of the last successful read of
+    /// the feed, plus the bound; zero before the first. Read on every request, so an atomic rather than a lock.
+    fresh_until: AtomicU64,
     /// Whether the last read of the feed failed (so a failure is logged once, not on every read).
     failing: Mutex<bool>,
 }
@@ -199,9 +202,10 @@ impl<S> CachedStore<S> {
                 u32::try_from(size).unwrap_or(u32::MAX).max(floor)
             })
             .build();
+        // Long enough to outlast any load that began before a drop (a request is cut off after 30 s by default).
         let dropped = Cache::builder()
             .max_capacity(settings.max_entries.max(1024))
-            .time_to_live(settings.coherence.saturating_mul(4).max(Duration::from_secs(10)))
+            .time_to_live(settings.coherence.saturating_mul(4).max(Duration::from_secs(60)))
             .build();
         let shared = Shared {
             settings,
@@ -209,7 +213,8 @@ impl<S> CachedStore<S> {
             cache,
             dropped,
             epoch: AtomicU64::new(0),
-            fresh_until: Mutex::new(None),
+            started: Instant::now(),
+            fresh_until: AtomicU64::new(0),
             failing: Mutex::new(false),
         };
         Self { inner, shared: Arc::new(shared) }
@@ -225,14 +230,13 @@ impl<S> CachedStore<S> {
         self.shared.cache.entry_count()
     }
 
+    /// Nanoseconds from the store's start to `at`.
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.shared.started).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     fn fresh(&self) -> bool {
-        self.shared.settings.active()
-            && self
-                .shared
-                .fresh_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_some_and(|until| Instant::now() < until)
+        self.shared.settings.active() && self.nanos(Instant::now()) < self.shared.fresh_until.load(Ordering::Acquire)
     }
 
     /// Drops a session from the cache, and keeps loads that began before from putting it back.
@@ -274,11 +278,11 @@ impl<S> CachedStore<S> {
                 for id in &changed {
                     self.drop_session(id);
                 }
-                let mut fresh_until = self.shared.fresh_until.lock().unwrap_or_else(PoisonError::into_inner);
-                if fresh_until.is_none_or(|until| until <= started) {
+                if self.shared.fresh_until.load(Ordering::Acquire) <= self.nanos(started) {
                     self.shared.cache.invalidate_all();
                 }
-                *fresh_until = Some(started + self.shared.settings.coherence);
+                let until = self.nanos(started + self.shared.settings.coherence);
+                self.shared.fresh_until.store(until.max(1), Ordering::Release);
                 if *failing {
                     tracing::info!("the session change feed is readable again; cached sessions are served again");
                     *failing = false;
