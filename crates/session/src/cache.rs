@@ -29,6 +29,21 @@ const FEED_RETENTION_SECS: u32 = 300;
 const FEED_OVERLAP: Duration = Duration::from_secs(2);
 /// How often the feed is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How long a cached session is served before it is read from the store again, whatever the feed says: a change
+/// made outside this store (an operator's `DELETE FROM sessions`) is honoured at the latest after this.
+pub const REVALIDATE_AFTER: Duration = Duration::from_secs(5 * 60);
+/// The id a feed row carries to mean "every session": `INSERT INTO session_changes (id) VALUES ('*')` empties every
+/// instance's cache within the coherence bound (after changing sessions in SQL, for instance).
+pub const ALL_SESSIONS: &str = "*";
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// This stored session changed or is gone.
+    Session(Id),
+    /// Anything may have changed: drop every cached session.
+    All,
+}
 
 /// The `[session.cache]` settings. Durations are seconds or forms such as `"1s"`, `"500ms"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,8 +79,8 @@ pub trait ChangeFeed: Send + Sync + 'static {
     /// Records that the stored session `id` changed or is gone.
     async fn publish(&self, id: &Id) -> Result<(), BoxError>;
 
-    /// The sessions changed since the previous call; the first call only marks where reading starts.
-    async fn changes(&self) -> Result<Vec<Id>, BoxError>;
+    /// What changed since the previous call; the first call only marks where reading starts.
+    async fn changes(&self) -> Result<Vec<Change>, BoxError>;
 
     /// Forgets changes too old to matter; called about once a minute.
     async fn prune(&self) -> Result<(), BoxError> {
@@ -109,7 +124,7 @@ impl ChangeFeed for MySqlChangeFeed {
         Ok(())
     }
 
-    async fn changes(&self) -> Result<Vec<Id>, BoxError> {
+    async fn changes(&self) -> Result<Vec<Change>, BoxError> {
         let mut cursor = self.cursor.lock().await;
         let now: OffsetDateTime = sqlx::query_scalar("SELECT CAST(NOW(6) AS DATETIME(6))")
             .fetch_one(&self.pool)
@@ -133,10 +148,12 @@ impl ChangeFeed for MySqlChangeFeed {
                 continue;
             }
             previous.seen.push((seq, at.assume_utc()));
-            // An id that does not parse names no session this store can hold: nothing to drop.
-            if let Ok(id) = id.parse::<Id>() {
-                changed.push(id);
+            if id == ALL_SESSIONS {
+                changed.push(Change::All);
+            } else if let Ok(id) = id.parse::<Id>() {
+                changed.push(Change::Session(id));
             }
+            // Any other id names no session this store can hold: nothing to drop.
         }
         let horizon = now - FEED_OVERLAP;
         previous.seen.retain(|(_, at)| *at > horizon);
@@ -170,6 +187,8 @@ struct Shared {
     dropped: Cache<Id, u64>,
     /// Counts drops.
     epoch: AtomicU64,
+    /// The epoch of the last drop of everything.
+    dropped_all: AtomicU64,
     /// What `fresh_until` counts from.
     started: Instant,
     /// Until when the cache may answer, in nanoseconds after `started`: the start of the last successful read of
@@ -201,6 +220,7 @@ impl<S> CachedStore<S> {
                 let size = rmp_serde::to_vec(record.as_ref()).map_or(0, |bytes| bytes.len());
                 u32::try_from(size).unwrap_or(u32::MAX).max(floor)
             })
+            .time_to_live(REVALIDATE_AFTER)
             .build();
         // Long enough to outlast any load that began before a drop (a request is cut off after 30 s by default).
         let dropped = Cache::builder()
@@ -213,6 +233,7 @@ impl<S> CachedStore<S> {
             cache,
             dropped,
             epoch: AtomicU64::new(0),
+            dropped_all: AtomicU64::new(0),
             started: Instant::now(),
             fresh_until: AtomicU64::new(0),
             failing: Mutex::new(false),
@@ -246,9 +267,19 @@ impl<S> CachedStore<S> {
         self.shared.cache.invalidate(id);
     }
 
+    /// Drops every cached session, and keeps loads that began before from putting any back.
+    fn drop_all(&self) {
+        let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.dropped_all.store(epoch, Ordering::SeqCst);
+        self.shared.cache.invalidate_all();
+    }
+
     /// Caches a record read (or written) while the drop counter stood at `epoch`, unless it was dropped since.
     fn remember(&self, record: &Record, epoch: u64) {
-        let dropped_since = || self.shared.dropped.get(&record.id).is_some_and(|at| at > epoch);
+        let dropped_since = || {
+            self.shared.dropped_all.load(Ordering::SeqCst) > epoch
+                || self.shared.dropped.get(&record.id).is_some_and(|at| at > epoch)
+        };
         if dropped_since() {
             return;
         }
@@ -275,11 +306,14 @@ impl<S> CachedStore<S> {
         let mut failing = self.shared.failing.lock().unwrap_or_else(PoisonError::into_inner);
         match changes {
             Ok(changed) => {
-                for id in &changed {
-                    self.drop_session(id);
+                for change in &changed {
+                    match change {
+                        Change::Session(id) => self.drop_session(id),
+                        Change::All => self.drop_all(),
+                    }
                 }
                 if self.shared.fresh_until.load(Ordering::Acquire) <= self.nanos(started) {
-                    self.shared.cache.invalidate_all();
+                    self.drop_all();
                 }
                 let until = self.nanos(started + self.shared.settings.coherence);
                 self.shared.fresh_until.store(until.max(1), Ordering::Release);

@@ -14,7 +14,9 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 pub use auth::AuthSession;
-pub use cache::{BoxError, CacheSettings, CachedStore, ChangeFeed, MySqlChangeFeed};
+pub use cache::{
+    ALL_SESSIONS, BoxError, CacheSettings, CachedStore, Change, ChangeFeed, MySqlChangeFeed, REVALIDATE_AFTER,
+};
 pub use error::SessionError;
 pub use hashed::HashedIds;
 pub use store::{MySqlSessionStore, sqlx_pool};

@@ -8,7 +8,7 @@ use super::*;
 /// A feed in memory, shared by the "instances" of a test; reading it can be made to fail.
 #[derive(Default)]
 struct MemoryFeed {
-    changes: Mutex<Vec<Id>>,
+    changes: Mutex<Vec<Change>>,
     /// How far each reader has read, by reader.
     read: Mutex<HashMap<usize, usize>>,
     down: AtomicBool,
@@ -26,11 +26,11 @@ impl ChangeFeed for Reader {
         if self.feed.down.load(Ordering::SeqCst) {
             return Err("feed down".into());
         }
-        self.feed.changes.lock().expect("lock").push(*id);
+        self.feed.changes.lock().expect("lock").push(Change::Session(*id));
         Ok(())
     }
 
-    async fn changes(&self) -> Result<Vec<Id>, BoxError> {
+    async fn changes(&self) -> Result<Vec<Change>, BoxError> {
         if self.feed.down.load(Ordering::SeqCst) {
             return Err("feed down".into());
         }
@@ -251,4 +251,21 @@ async fn the_cache_keeps_no_more_sessions_than_allowed() {
     a.shared.cache.run_pending_tasks();
 
     assert!(a.cached_sessions() <= 10, "{} cached", a.cached_sessions());
+}
+
+#[tokio::test]
+async fn a_feed_entry_for_all_sessions_empties_every_cache() {
+    let (store, feed, a, b) = instances(settings()).await;
+    let mut rec = record("v1", time::Duration::hours(1));
+    a.create(&mut rec).await.expect("created");
+    assert_eq!(value(&b, &rec.id).await.as_deref(), Some("v1"));
+
+    // An operator deletes every session in SQL and says so in the feed.
+    store.memory.delete(&rec.id).await.expect("deleted behind the caches' backs");
+    feed.changes.lock().expect("lock").push(Change::All);
+    a.read_feed().await;
+    b.read_feed().await;
+
+    assert_eq!(value(&a, &rec.id).await, None);
+    assert_eq!(value(&b, &rec.id).await, None);
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use signin_session::{CacheSettings, CachedStore, ChangeFeed, MySqlChangeFeed};
+use signin_session::{CacheSettings, CachedStore, Change, ChangeFeed, MySqlChangeFeed};
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
@@ -22,10 +22,10 @@ async fn a_change_published_by_one_instance_is_read_once_by_another() {
     let first = reader.changes().await.expect("read");
     let again = reader.changes().await.expect("read");
 
-    assert_eq!(first, [one, two]);
+    assert_eq!(first, [Change::Session(one), Change::Session(two)]);
     assert!(again.is_empty(), "rows already read are not reported twice, though each read looks back a little");
     let mut before_start = MySqlChangeFeed::new(fx.pool.clone()).changes().await.expect("first read");
-    before_start.retain(|id| *id == one);
+    before_start.retain(|change| *change == Change::Session(one));
     assert!(before_start.is_empty(), "a new reader starts now, not at the beginning of the feed");
 }
 
@@ -66,4 +66,15 @@ async fn a_deletion_through_one_cached_store_reaches_the_other() {
 
     assert!(b.load(&rec.id).await.expect("load").is_none(), "after reading the feed B refuses it");
     assert_eq!(fx.rows().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operators_entry_for_all_sessions_reads_as_all() {
+    let fx = Fixture::new().await;
+    let reader = MySqlChangeFeed::new(fx.pool.clone());
+    reader.changes().await.expect("first read");
+
+    sqlx::query("INSERT INTO session_changes (id) VALUES ('*')").execute(&fx.pool).await.expect("inserted");
+
+    assert_eq!(reader.changes().await.expect("read"), [Change::All]);
 }
