@@ -170,6 +170,17 @@ impl ChangeFeed for MySqlChangeFeed {
     }
 }
 
+/// A cached session: its expiry, and the record as the store encodes it (MessagePack).
+#[derive(Clone)]
+struct Cached {
+    expiry_date: OffsetDateTime,
+    encoded: Arc<[u8]>,
+}
+
+/// What an entry costs besides its encoded record: the key, the expiry, the `Arc` and moka's bookkeeping
+/// (an estimate), so that `max_bytes` bounds the memory the cache really takes.
+const CACHED_OVERHEAD: usize = 160;
+
 /// A session store with an in-process cache of the sessions it loads, kept coherent by a [`ChangeFeed`]. Cheap to
 /// clone; run [`CachedStore::spawn_feed_reader`] once, or nothing is ever served from the cache.
 #[derive(Clone)]
@@ -181,7 +192,7 @@ pub struct CachedStore<S> {
 struct Shared {
     settings: CacheSettings,
     feed: Arc<dyn ChangeFeed>,
-    cache: Cache<Id, Arc<Record>>,
+    cache: Cache<Id, Cached>,
     /// When each recently dropped session was dropped, by [`Shared::epoch`]: a load that began before that must not
     /// put what it read into the cache.
     dropped: Cache<Id, u64>,
@@ -216,9 +227,8 @@ impl<S> CachedStore<S> {
         let floor = u32::try_from(settings.max_bytes / settings.max_entries.max(1)).unwrap_or(u32::MAX).max(1);
         let cache = Cache::builder()
             .max_capacity(settings.max_bytes)
-            .weigher(move |_: &Id, record: &Arc<Record>| {
-                let size = rmp_serde::to_vec(record.as_ref()).map_or(0, |bytes| bytes.len());
-                u32::try_from(size).unwrap_or(u32::MAX).max(floor)
+            .weigher(move |_: &Id, cached: &Cached| {
+                u32::try_from(cached.encoded.len() + CACHED_OVERHEAD).unwrap_or(u32::MAX).max(floor)
             })
             .time_to_live(REVALIDATE_AFTER)
             .build();
@@ -283,7 +293,12 @@ impl<S> CachedStore<S> {
         if dropped_since() {
             return;
         }
-        self.shared.cache.insert(record.id, Arc::new(record.clone()));
+        // Kept encoded: a decoded record (a map of JSON values) takes several times the memory.
+        let Ok(encoded) = rmp_serde::to_vec(record) else {
+            return;
+        };
+        let cached = Cached { expiry_date: record.expiry_date, encoded: encoded.into() };
+        self.shared.cache.insert(record.id, cached);
         // A drop between the check and the insert would otherwise be undone.
         if dropped_since() {
             self.shared.cache.invalidate(&record.id);
@@ -384,10 +399,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
         if self.fresh()
-            && let Some(record) = self.shared.cache.get(session_id)
+            && let Some(cached) = self.shared.cache.get(session_id)
         {
-            if record.expiry_date > OffsetDateTime::now_utc() {
-                return Ok(Some(record.as_ref().clone()));
+            if cached.expiry_date > OffsetDateTime::now_utc()
+                && let Ok(record) = rmp_serde::from_slice::<Record>(&cached.encoded)
+            {
+                return Ok(Some(record));
             }
             self.shared.cache.invalidate(session_id);
         }
