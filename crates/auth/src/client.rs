@@ -94,17 +94,20 @@ impl ProviderSettings {
     /// The name pages call the provider by: the configured one, "Google" for Google's issuer, else the issuer's
     /// host.
     pub fn display_name(&self) -> String {
-        if let Some(name) = self.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty()) {
-            return name.to_owned();
+        match self.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty()) {
+            Some(name) => name.to_owned(),
+            None => issuer_name(&self.issuer),
         }
-        if self.issuer == GOOGLE_ISSUER {
-            return "Google".to_owned();
-        }
-        url::Url::parse(&self.issuer)
-            .ok()
-            .and_then(|url| url.host_str().map(str::to_owned))
-            .unwrap_or_else(|| self.issuer.clone())
     }
+}
+
+/// The name of the provider with this issuer when nothing better is configured: "Google" for Google's issuer, else
+/// the issuer's host (else the issuer as written).
+pub fn issuer_name(issuer: &str) -> String {
+    if issuer == GOOGLE_ISSUER {
+        return "Google".to_owned();
+    }
+    url::Url::parse(issuer).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_else(|| issuer.to_owned())
 }
 
 impl fmt::Debug for ProviderSettings {

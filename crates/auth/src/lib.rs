@@ -7,6 +7,6 @@ mod http;
 mod login;
 
 pub use claims::{Claims, SignedIn, Tokens};
-pub use client::{GOOGLE_ISSUER, OidcClient, ProviderSettings};
+pub use client::{GOOGLE_ISSUER, OidcClient, ProviderSettings, issuer_name};
 pub use error::{AuthError, AuthErrorKind, BoxError};
 pub use login::{AuthorizationRequest, Callback, LoginFlow, LoginStart, PendingLogin, Provider};

@@ -32,7 +32,7 @@ pub use error::{Error, ErrorPage};
 pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
 pub use hook::{KeepClaims, SignIn, SignInError};
 pub use settings::{LoginSettings, generate_cookie_key};
-pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens};
+pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens, issuer_name};
 pub use signin_session::{MySqlSessionStore, SessionSettings, sqlx_pool};
 pub use tower_sessions::SessionStore;
 

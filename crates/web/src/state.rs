@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::Deserialize;
-use signin_login::{GOOGLE_ISSUER, Login};
+use signin_login::{GOOGLE_ISSUER, Login, issuer_name};
 
 use crate::routes::home::LoginContext as LoginPage;
 use crate::{HealthCheck, RecordUsers, Templates};
@@ -91,13 +91,7 @@ impl AppState {
     pub(crate) fn page_signed_in_by(&self, issuer: &str) -> PageContext {
         let provider = self.login.provider();
         let sessions = self.login.sessions();
-        let name = if issuer == provider.issuer() {
-            provider.display_name().to_owned()
-        } else if issuer == GOOGLE_ISSUER {
-            "Google".to_owned()
-        } else {
-            url::Url::parse(issuer).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
-        };
+        let name = if issuer == provider.issuer() { provider.display_name().to_owned() } else { issuer_name(issuer) };
         PageContext {
             base: sessions.url(""),
             provider: name,
