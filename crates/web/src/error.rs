@@ -1,8 +1,6 @@
 //! The app's own failures, and the error pages for every failure.
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use signin_login::ErrorPage;
@@ -37,8 +35,7 @@ struct ErrorContext<'a> {
 
 /// Renders error pages in the site's layout: for responses that carry an [`ErrorPage`] (the login library's and
 /// ours), and for bare error responses from the router and the layers (405, 413, 408, …) that have no body.
-pub(crate) async fn render_error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+pub(crate) fn render_error_pages(state: &AppState, response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

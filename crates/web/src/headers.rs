@@ -1,14 +1,18 @@
 //! The layers every response passes through: security headers, limits, timeouts, panics, error pages.
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
-use axum::middleware;
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use signin_login::{SessionLayer, SessionStore};
+use tower::{Service, ServiceBuilder};
+use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -40,33 +44,70 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<Body> {
     response
 }
 
-/// Wraps the router in the protective layers, outermost first: tracing, security headers, error pages,
-/// request timeout, panic catcher, body limit.
-pub(crate) fn protect(app: Router, state: AppState) -> Router {
+/// The headers every response gets: security headers set over whatever the handler chose, and `Cache-Control:
+/// no-store` unless the handler chose otherwise (the assets).
+#[derive(Clone)]
+struct ResponseHeaders {
+    overriding: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl ResponseHeaders {
+    fn new(state: &AppState) -> Self {
+        let csp = HeaderValue::from_str(&content_security_policy(&state.extra_img_origins()))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+        let mut overriding = vec![
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        ];
+        if state.is_https() {
+            overriding.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+            ));
+        }
+        Self { overriding: overriding.into() }
+    }
+
+    fn apply(&self, mut response: Response<Body>) -> Response<Body> {
+        let headers = response.headers_mut();
+        for (name, value) in self.overriding.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
+/// Wraps the routes in the session layer and the protective layers, outermost first: tracing, security headers,
+/// error pages, request timeout, panic catcher, body limit, sessions. One stack around the whole router, with no
+/// boxing between the layers: each response mapper is a plain function of the response.
+pub(crate) fn protect<S: SessionStore + Clone>(
+    routes: Router,
+    sessions: SessionLayer<S>,
+    state: AppState,
+) -> impl Service<Request<Body>, Response: IntoResponse, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
     let settings = &state.settings;
-    let csp = HeaderValue::from_str(&content_security_policy(&state.extra_img_origins()))
-        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    let hsts = state.is_https().then(|| {
-        SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-        )
-    });
-    app.layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
-        .layer(middleware::from_fn_with_state(state.clone(), render_error_pages))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(tower::util::option_layer(hsts))
-        // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page layer for
+    let headers = ResponseHeaders::new(&state);
+    let pages = state.clone();
+    ServiceBuilder::new()
+        // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page mapper for
         // the layers' own 5xx); the trace layer's own "response failed" line would be a second one.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
+        .map_response(Response::into_response)
+        .map_response(move |response| headers.apply(response))
+        .map_response(move |response| render_error_pages(&pages, response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
+        .map_response(Response::into_response)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .map_response(Response::into_response)
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .map_request(|request: Request<Limited<Body>>| request.map(Body::new))
+        .layer(sessions)
+        .service(routes)
 }

@@ -19,20 +19,21 @@ use signin_login::SessionStore;
 
 /// Builds the whole HTTP application: pages, `/api/me`, the sign-in routes of the login library, assets, health
 /// checks, the sessions (in `store`) and the protective layers.
+///
+/// The layers wrap the routes once, as one service, rather than each route on its own (`Router::layer`): a request
+/// then clones one stack of layers instead of a nested chain of boxed ones. Sessions load lazily, on a handler's
+/// first read, so the routes that never read one (assets, health) never touch the store.
 pub fn router<S: SessionStore + Clone>(app: App, store: S) -> Router {
     let state = AppState::new(app);
     let sessions = state.login.sessions().layer(store);
-    let pages = Router::new()
+    let routes = Router::new()
         .merge(routes::home::router())
         .merge(routes::api::router())
         .merge(state.login.routes())
-        .layer(sessions);
-    let app = Router::new()
-        .merge(pages)
         .merge(routes::assets::router())
         .merge(health::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state.clone());
-    headers::protect(app, state)
+    Router::new().fallback_service(headers::protect(routes, sessions, state))
 }
