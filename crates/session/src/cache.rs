@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
+use quick_cache::{UnitWeighter, Weighter};
 use serde::Deserialize;
 use sqlx::MySqlPool;
 use time::OffsetDateTime;
@@ -53,7 +54,8 @@ pub struct CacheSettings {
     pub enabled: bool,
     /// Most sessions kept (default 100,000).
     pub max_entries: u64,
-    /// Most bytes of session records kept, as encoded for the store (default 32 MiB).
+    /// Most bytes of cached sessions kept: each weighs its record as encoded for the store plus about 100 bytes of
+    /// bookkeeping (default 48 MiB: 100,000 sessions of up to about 400 bytes).
     pub max_bytes: u64,
     /// How soon a change on one instance is honoured by every other (default 1 s); also how long cached sessions
     /// are still served after the feed could last be read.
@@ -63,7 +65,7 @@ pub struct CacheSettings {
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        Self { enabled: true, max_entries: 100_000, max_bytes: 32 * 1024 * 1024, coherence: Duration::from_secs(1) }
+        Self { enabled: true, max_entries: 100_000, max_bytes: 48 * 1024 * 1024, coherence: Duration::from_secs(1) }
     }
 }
 
@@ -170,16 +172,39 @@ impl ChangeFeed for MySqlChangeFeed {
     }
 }
 
-/// A cached session: its expiry, and the record as the store encodes it (MessagePack).
+/// A cached session: its expiry, when it was cached, and the record as the store encodes it (MessagePack).
 #[derive(Clone)]
 struct Cached {
     expiry_date: OffsetDateTime,
+    /// When it was read from the store, in nanoseconds after [`Shared::started`]: it is read again after
+    /// [`REVALIDATE_AFTER`].
+    cached_at: u64,
     encoded: Arc<[u8]>,
 }
 
-/// What an entry costs besides its encoded record: the key, the expiry, the `Arc` and moka's bookkeeping
+/// What an entry costs besides its encoded record: the key, the expiry, the `Arc` and the cache's own bookkeeping
 /// (an estimate), so that `max_bytes` bounds the memory the cache really takes.
-const CACHED_OVERHEAD: usize = 160;
+const CACHED_OVERHEAD: usize = 96;
+
+/// A session weighs its encoded size, and at least its share of the byte budget (`floor`), so that the cache holds
+/// at most `max_entries` sessions and at most `max_bytes` bytes.
+#[derive(Clone)]
+struct SessionWeight {
+    floor: u64,
+}
+
+impl Weighter<Id, Cached> for SessionWeight {
+    fn weight(&self, _: &Id, cached: &Cached) -> u64 {
+        u64::try_from(cached.encoded.len() + CACHED_OVERHEAD).unwrap_or(u64::MAX).max(self.floor)
+    }
+}
+
+/// A recent drop: the drop counter's value then, and when it happened (nanoseconds after [`Shared::started`]).
+#[derive(Clone, Copy)]
+struct Dropped {
+    epoch: u64,
+    at: u64,
+}
 
 /// A session store with an in-process cache of the sessions it loads, kept coherent by a [`ChangeFeed`]. Cheap to
 /// clone; run [`CachedStore::spawn_feed_reader`] once, or nothing is ever served from the cache.
@@ -192,10 +217,14 @@ pub struct CachedStore<S> {
 struct Shared {
     settings: CacheSettings,
     feed: Arc<dyn ChangeFeed>,
-    cache: Cache<Id, Cached>,
+    cache: Cache<Id, Cached, SessionWeight>,
     /// When each recently dropped session was dropped, by [`Shared::epoch`]: a load that began before that must not
-    /// put what it read into the cache.
-    dropped: Cache<Id, u64>,
+    /// put what it read into the cache. Entries older than [`Shared::drop_window`] no longer count.
+    dropped: Cache<Id, Dropped, UnitWeighter>,
+    /// Long enough to outlast any load that began before a drop (a request is cut off after 30 s by default).
+    drop_window: Duration,
+    /// [`REVALIDATE_AFTER`], in nanoseconds (shorter in tests).
+    revalidate_after: u64,
     /// Counts drops.
     epoch: AtomicU64,
     /// The epoch of the last drop of everything.
@@ -214,7 +243,7 @@ impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
         f.debug_struct("CachedStore")
             .field("inner", &self.inner)
             .field("settings", &self.shared.settings)
-            .field("entries", &self.shared.cache.entry_count())
+            .field("entries", &self.shared.cache.len())
             .finish()
     }
 }
@@ -222,26 +251,26 @@ impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
 impl<S> CachedStore<S> {
     /// Caches what `inner` loads, per `settings`, coherent through `feed`.
     pub fn new(inner: S, feed: Arc<dyn ChangeFeed>, settings: CacheSettings) -> Self {
-        // A session weighs its encoded size, and at least its share of the byte budget, so that the cache holds at
-        // most `max_entries` sessions and at most `max_bytes` bytes.
-        let floor = u32::try_from(settings.max_bytes / settings.max_entries.max(1)).unwrap_or(u32::MAX).max(1);
-        let cache = Cache::builder()
-            .max_capacity(settings.max_bytes)
-            .weigher(move |_: &Id, cached: &Cached| {
-                u32::try_from(cached.encoded.len() + CACHED_OVERHEAD).unwrap_or(u32::MAX).max(floor)
-            })
-            .time_to_live(REVALIDATE_AFTER)
-            .build();
-        // Long enough to outlast any load that began before a drop (a request is cut off after 30 s by default).
-        let dropped = Cache::builder()
-            .max_capacity(settings.max_entries.max(1024))
-            .time_to_live(settings.coherence.saturating_mul(4).max(Duration::from_secs(60)))
-            .build();
+        Self::revalidating_after(inner, feed, settings, REVALIDATE_AFTER)
+    }
+
+    fn revalidating_after(inner: S, feed: Arc<dyn ChangeFeed>, settings: CacheSettings, after: Duration) -> Self {
+        // quick_cache rather than moka: its bookkeeping per entry is a few dozen bytes rather than a few hundred, which
+        // is most of what a cached session costs besides its record. It has no time-to-live; entries carry when they
+        // were cached instead.
+        let floor = (settings.max_bytes / settings.max_entries.max(1)).max(1);
+        let expected = usize::try_from(settings.max_entries.clamp(1, 1 << 20)).unwrap_or(1 << 20);
+        let cache = Cache::with_weighter(expected, settings.max_bytes.max(1), SessionWeight { floor });
+        let dropped_cap = settings.max_entries.clamp(1024, 1 << 20);
+        let dropped = Cache::with_weighter(usize::try_from(dropped_cap).unwrap_or(1024), dropped_cap, UnitWeighter);
+        let drop_window = settings.coherence.saturating_mul(4).max(Duration::from_secs(60));
         let shared = Shared {
             settings,
             feed,
             cache,
             dropped,
+            drop_window,
+            revalidate_after: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
             epoch: AtomicU64::new(0),
             dropped_all: AtomicU64::new(0),
             started: Instant::now(),
@@ -258,7 +287,7 @@ impl<S> CachedStore<S> {
 
     /// How many sessions are cached (approximately: the cache applies evictions in the background).
     pub fn cached_sessions(&self) -> u64 {
-        self.shared.cache.entry_count()
+        u64::try_from(self.shared.cache.len()).unwrap_or(u64::MAX)
     }
 
     /// Nanoseconds from the store's start to `at`.
@@ -273,22 +302,25 @@ impl<S> CachedStore<S> {
     /// Drops a session from the cache, and keeps loads that began before from putting it back.
     fn drop_session(&self, id: &Id) {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        self.shared.dropped.insert(*id, epoch);
-        self.shared.cache.invalidate(id);
+        self.shared.dropped.insert(*id, Dropped { epoch, at: self.nanos(Instant::now()) });
+        self.shared.cache.remove(id);
     }
 
     /// Drops every cached session, and keeps loads that began before from putting any back.
     fn drop_all(&self) {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.dropped_all.store(epoch, Ordering::SeqCst);
-        self.shared.cache.invalidate_all();
+        self.shared.cache.clear();
     }
 
     /// Caches a record read (or written) while the drop counter stood at `epoch`, unless it was dropped since.
     fn remember(&self, record: &Record, epoch: u64) {
+        let window = u64::try_from(self.shared.drop_window.as_nanos()).unwrap_or(u64::MAX);
         let dropped_since = || {
             self.shared.dropped_all.load(Ordering::SeqCst) > epoch
-                || self.shared.dropped.get(&record.id).is_some_and(|at| at > epoch)
+                || self.shared.dropped.get(&record.id).is_some_and(|dropped| {
+                    dropped.epoch > epoch && self.nanos(Instant::now()).saturating_sub(dropped.at) < window
+                })
         };
         if dropped_since() {
             return;
@@ -297,11 +329,12 @@ impl<S> CachedStore<S> {
         let Ok(encoded) = rmp_serde::to_vec(record) else {
             return;
         };
-        let cached = Cached { expiry_date: record.expiry_date, encoded: encoded.into() };
+        let cached_at = self.nanos(Instant::now());
+        let cached = Cached { expiry_date: record.expiry_date, cached_at, encoded: encoded.into() };
         self.shared.cache.insert(record.id, cached);
         // A drop between the check and the insert would otherwise be undone.
         if dropped_since() {
-            self.shared.cache.invalidate(&record.id);
+            self.shared.cache.remove(&record.id);
         }
     }
 
@@ -402,11 +435,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
             && let Some(cached) = self.shared.cache.get(session_id)
         {
             if cached.expiry_date > OffsetDateTime::now_utc()
+                && self.nanos(Instant::now()).saturating_sub(cached.cached_at) < self.shared.revalidate_after
                 && let Ok(record) = rmp_serde::from_slice::<Record>(&cached.encoded)
             {
                 return Ok(Some(record));
             }
-            self.shared.cache.invalidate(session_id);
+            self.shared.cache.remove(session_id);
         }
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         let loaded = self.inner.load(session_id).await?;

@@ -248,7 +248,6 @@ async fn the_cache_keeps_no_more_sessions_than_allowed() {
     for _ in 0..100 {
         a.create(&mut record("v", time::Duration::hours(1))).await.expect("created");
     }
-    a.shared.cache.run_pending_tasks();
 
     assert!(a.cached_sessions() <= 10, "{} cached", a.cached_sessions());
 }
@@ -268,4 +267,41 @@ async fn a_feed_entry_for_all_sessions_empties_every_cache() {
 
     assert_eq!(value(&a, &rec.id).await, None);
     assert_eq!(value(&b, &rec.id).await, None);
+}
+
+#[tokio::test]
+async fn a_cached_session_is_read_from_the_store_again_after_the_revalidation_period() {
+    let store = Counting::default();
+    let feed = Arc::new(MemoryFeed::default());
+    let reader = Arc::new(Reader { feed, me: 0 });
+    let a = CachedStore::revalidating_after(store.clone(), reader, settings(), Duration::from_millis(50));
+    a.read_feed().await;
+    let mut rec = record("v1", time::Duration::hours(1));
+    a.create(&mut rec).await.expect("created");
+    assert_eq!(value(&a, &rec.id).await.as_deref(), Some("v1"));
+    assert_eq!(store.loads(), 0, "a hit while young");
+    // Changed behind the cache's back (as an operator's SQL would), with no feed entry.
+    let mut changed = rec.clone();
+    changed.data.insert("k".to_owned(), serde_json::Value::from("v2"));
+    store.memory.save(&changed).await.expect("saved");
+
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    a.read_feed().await; // still fresh as far as the feed goes
+
+    assert_eq!(value(&a, &rec.id).await.as_deref(), Some("v2"), "an old entry is read again");
+    assert_eq!(store.loads(), 1);
+}
+
+#[tokio::test]
+async fn the_cache_keeps_no_more_bytes_than_allowed() {
+    let budget = 64 * 1024;
+    let (_, _, a, _) = instances(CacheSettings { max_bytes: budget, ..settings() }).await;
+    let big = "x".repeat(4000);
+    for _ in 0..100 {
+        a.create(&mut record(&big, time::Duration::hours(1))).await.expect("created");
+    }
+
+    assert!(a.shared.cache.weight() <= budget, "{} bytes cached", a.shared.cache.weight());
+    assert!(a.cached_sessions() <= 16, "{} cached", a.cached_sessions());
+    assert!(a.cached_sessions() >= 1, "it still caches what fits");
 }
