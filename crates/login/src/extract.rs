@@ -148,18 +148,27 @@ fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
     Rejection(RejectionKind::SignIn { location })
 }
 
+/// Left in the request by [`CurrentUser`] and [`MaybeUser`] when they found a user, so that a [`CsrfToken`]
+/// extracted after them need not read the user again.
+#[derive(Clone, Copy)]
+struct SignedInRequest;
+
 /// The user of a signed-in request, refreshing the session's last-seen time when it is stale.
-async fn signed_in_user<U: DeserializeOwned>(sessions: &Sessions, auth: &AuthSession) -> Result<Option<U>, Rejection> {
-    let user = auth.user::<U>().await?;
+async fn signed_in_user<U: DeserializeOwned>(
+    parts: &mut Parts,
+    sessions: &Sessions,
+    auth: &AuthSession,
+) -> Result<Option<U>, Rejection> {
+    let user = auth.current_user::<U>(sessions.session_settings().touch_interval).await?;
     if user.is_some() {
-        auth.touch(sessions.session_settings().touch_interval).await?;
+        parts.extensions.insert(SignedInRequest);
     }
     Ok(user)
 }
 
 /// The CSRF token of a signed-in session.
-async fn signed_in_csrf(auth: &AuthSession) -> Result<Option<CsrfToken>, Rejection> {
-    if !auth.is_signed_in().await? {
+async fn signed_in_csrf(parts: &Parts, auth: &AuthSession) -> Result<Option<CsrfToken>, Rejection> {
+    if parts.extensions.get::<SignedInRequest>().is_none() && !auth.is_signed_in().await? {
         return Ok(None);
     }
     Ok(auth.csrf_token().await?.map(CsrfToken))
@@ -174,7 +183,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
-        match signed_in_user(&sessions, &auth).await? {
+        match signed_in_user(parts, &sessions, &auth).await? {
             Some(user) => Ok(Self(user)),
             None => Err(signed_out(parts, &sessions)),
         }
@@ -190,7 +199,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
-        Ok(Self(signed_in_user(&sessions, &auth).await?))
+        Ok(Self(signed_in_user(parts, &sessions, &auth).await?))
     }
 }
 
@@ -199,7 +208,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
-        signed_in_csrf(&auth).await?.ok_or_else(|| signed_out(parts, &sessions))
+        signed_in_csrf(parts, &auth).await?.ok_or_else(|| signed_out(parts, &sessions))
     }
 }
 
@@ -209,6 +218,6 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CsrfToken {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         let (_, auth) = context(parts)?;
-        signed_in_csrf(&auth).await
+        signed_in_csrf(parts, &auth).await
     }
 }

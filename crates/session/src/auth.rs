@@ -103,6 +103,21 @@ impl AuthSession {
         if !self.is_signed_in().await? {
             return Ok(());
         }
+        self.refresh_seen(interval).await
+    }
+
+    /// The signed-in user as `U` (as [`AuthSession::user`]), and the session touched (as [`AuthSession::touch`])
+    /// when it is: what a request that wants its user does, with one read of the user.
+    pub async fn current_user<U: DeserializeOwned>(&self, touch_interval: Duration) -> Result<Option<U>, SessionError> {
+        let user = self.user::<U>().await?;
+        if user.is_some() {
+            self.refresh_seen(touch_interval).await?;
+        }
+        Ok(user)
+    }
+
+    /// Records that the session is seen now, when it was last seen more than `interval` ago.
+    async fn refresh_seen(&self, interval: Duration) -> Result<(), SessionError> {
         let now = now_unix_ms();
         let seen = self.0.get::<i64>(Self::SEEN).await.ok().flatten();
         let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);

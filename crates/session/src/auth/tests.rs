@@ -121,6 +121,39 @@ async fn touch_writes_only_when_last_seen_is_stale() {
 }
 
 #[tokio::test]
+async fn current_user_reads_the_user_and_touches_a_stale_session() {
+    let store = Arc::new(MemoryStore::default());
+    let (raw, auth) = session(&store, None);
+    let ada = user();
+    auth.sign_in(&ada).await.expect("signed in");
+    let id = end_request(&raw).await;
+
+    let (raw, auth) = session(&store, Some(id));
+    let fresh: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+    assert_eq!(fresh.as_ref(), Some(&ada));
+    assert!(!raw.is_modified(), "a fresh session is not written");
+
+    let (raw, _) = session(&store, Some(id));
+    raw.insert("auth.seen", time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 7_200_000).await.expect("set");
+    end_request(&raw).await;
+    let (raw, auth) = session(&store, Some(id));
+    let stale: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+    assert_eq!(stale.as_ref(), Some(&ada));
+    assert!(raw.is_modified(), "a stale session is touched");
+}
+
+#[tokio::test]
+async fn current_user_of_an_anonymous_session_is_none_and_writes_nothing() {
+    let store = Arc::new(MemoryStore::default());
+    let (raw, auth) = session(&store, None);
+
+    let nobody: Option<User> = auth.current_user(Duration::ZERO).await.expect("read");
+
+    assert_eq!(nobody, None);
+    assert!(!raw.is_modified());
+}
+
+#[tokio::test]
 async fn touch_leaves_anonymous_sessions_alone() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
