@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod serve;
 mod settings;
 mod startup;
 mod telemetry;
 
+pub use serve::{ConnectionSettings, Draining};
 pub use settings::{LogConfig, ServerSettings, Settings};
 pub use startup::{Application, migrate};
 pub use telemetry::init_tracing;

@@ -6,6 +6,7 @@
 //! `[web]` into the web crate's. Only `[server]` and `[log]` belong to this binary.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
@@ -53,6 +54,33 @@ pub struct ServerSettings {
     pub public_url: Url,
     /// Run migrations at `serve`.
     pub run_migrations: bool,
+    /// How long a connection may take to send a whole request head, counted from when the server starts waiting
+    /// for one: right after it is accepted, and after each response. A slow or stalled header and an idle
+    /// keep-alive connection are both closed after it.
+    #[serde(with = "signin_domain::duration")]
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; beyond it a new connection is closed at once (and the log says so at most
+    /// once per 10 s, with a count). Keep it below the process's file-descriptor limit.
+    pub max_connections: usize,
+    /// After SIGTERM, how long the server keeps serving while `/health/ready` answers 503 and every response says
+    /// `Connection: close`, so that a load balancer takes it out.
+    #[serde(with = "signin_domain::duration")]
+    pub drain: Duration,
+    /// After the drain, how long the requests already read have to finish before the process exits anyway.
+    #[serde(with = "signin_domain::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerSettings {
+    /// The connection settings, as the server uses them.
+    pub fn connections(&self) -> crate::serve::ConnectionSettings {
+        crate::serve::ConnectionSettings {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            drain: self.drain,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
 }
 
 /// `[log]`.

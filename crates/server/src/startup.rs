@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::Settings;
+use crate::serve::{ConnectionSettings, Draining};
 
 /// Runs the embedded migrations (the `migrate` command).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -25,6 +26,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    connections: ConnectionSettings,
+    draining: Draining,
     /// Background work that ends with the server: the expired-session sweep and the change-feed reader.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -71,8 +74,12 @@ impl Application {
             .await
             .with_context(|| format!("OpenID Connect discovery at {issuer} failed"))?;
 
-        let health: Vec<Arc<dyn HealthCheck>> =
-            vec![Arc::new(UserStoreCheck(users)), Arc::new(SessionStoreCheck(store.clone()))];
+        let draining = Draining::default();
+        let health: Vec<Arc<dyn HealthCheck>> = vec![
+            Arc::new(draining.clone()),
+            Arc::new(UserStoreCheck(users)),
+            Arc::new(SessionStoreCheck(store.clone())),
+        ];
         let app = App {
             login,
             templates: Templates::new().context("loading the templates")?,
@@ -80,7 +87,8 @@ impl Application {
             health,
         };
         let router = signin_web::router(app, cached);
-        Ok(Self { listener, router, tasks: vec![cleanup, feed_reader] })
+        let connections = settings.server.connections();
+        Ok(Self { listener, router, connections, draining, tasks: vec![cleanup, feed_reader] })
     }
 
     /// The bound address.
@@ -88,17 +96,18 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
+    /// Serves until Ctrl-C or SIGTERM, then drains and finishes the requests in flight (`server.drain`,
+    /// `server.shutdown_timeout`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then finishes the requests in flight.
+    /// Serves until `signal` completes, then drains and finishes the requests in flight.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, tasks } = self;
-        let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
+        let Self { listener, router, connections, draining, tasks } = self;
+        crate::serve::serve(listener, router, connections, draining, signal).await;
         tasks.iter().for_each(JoinHandle::abort);
-        served
+        Ok(())
     }
 }
 
@@ -120,7 +129,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = terminate => {} }
-    tracing::info!("shutting down");
 }
 
 struct UserStoreCheck(Arc<dyn UserRepository>);

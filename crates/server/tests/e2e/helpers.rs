@@ -278,6 +278,8 @@ pub fn settings_for_provider(db_url: &str, public_url: &str, issuer: &str, clien
     settings.oidc.client_id = client.id.clone();
     settings.oidc.client_secret = client.secret.clone().into();
     settings.session.secure = false;
+    // Tests stop instances often; the drain test sets its own.
+    settings.server.drain = std::time::Duration::ZERO;
     settings
 }
 

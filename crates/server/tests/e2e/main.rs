@@ -3,6 +3,7 @@
 
 mod browser;
 mod concurrency;
+mod edges;
 mod flow;
 mod helpers;
 mod hostile;

@@ -1,0 +1,201 @@
+//! The server's edges: slow and idle connections, the connection cap, the shutdown deadline and the graceful drain.
+//! Bounds asserted here are generous (several times the configured value); the soak (`scripts/soak`) prints the
+//! real figures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use signin_testkit::TestDb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::TestApp;
+
+/// Waits until the server closes `stream` (a read returns end-of-file or an error), up to `within`; returns how
+/// long it took, or `None` if the connection was still open.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let deadline = started + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {} // a response (e.g. 408); keep reading until it closes
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn app_with(db: &TestDb, tweak: impl FnOnce(&mut signin::Settings)) -> TestApp {
+    TestApp::spawn_tweaked(&db.url(), tweak).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_sent_header_is_closed_after_the_header_read_timeout() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| s.server.header_read_timeout = Duration::from_millis(500)).await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("half a header");
+
+    let closed = closed_within(&mut stream, Duration::from_secs(10)).await;
+
+    assert!(closed.is_some(), "a stalled header keeps its connection open");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_sent_a_byte_at_a_time_is_closed_after_the_header_read_timeout() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| s.server.header_read_timeout = Duration::from_millis(600)).await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let header = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+
+    let mut cut_off = false;
+    for byte in header {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
+            cut_off = true;
+            break;
+        }
+    }
+
+    assert!(cut_off, "a header trickled over {} ms was read to the end", header.len() * 100);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| s.server.header_read_timeout = Duration::from_millis(500)).await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.expect("request");
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "the request is served");
+
+    let closed = closed_within(&mut stream, Duration::from_secs(10)).await;
+
+    assert!(closed.is_some(), "an idle keep-alive connection stays open");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_are_closed_and_served_again_once_below_it() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.server.max_connections = 3;
+        s.server.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.expect("request");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.expect("response");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(stream); // kept alive, idle
+    }
+
+    let mut fourth = TcpStream::connect(app.addr).await.expect("the kernel still accepts");
+    let _ = fourth.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let mut buf = [0u8; 4096];
+    let answer = tokio::time::timeout(Duration::from_secs(10), fourth.read(&mut buf)).await.expect("closed at once");
+    assert!(matches!(answer, Ok(0) | Err(_)), "a connection beyond the cap was served");
+
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let served = reqwest::get(app.url("/health/live")).await.expect("served below the cap");
+    assert_eq!(served.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_connection_does_not_keep_the_server_past_the_shutdown_deadline() {
+    let db = TestDb::create().await.expect("test database");
+    let mut app = app_with(&db, |s| {
+        s.server.header_read_timeout = Duration::from_secs(120);
+        s.server.shutdown_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut stalled = TcpStream::connect(app.addr).await.expect("connect");
+    stalled.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("half a header");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    app.shutdown().await;
+
+    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_under_load_answers_every_request_it_read_and_readiness_fails_first() {
+    let db = TestDb::create().await.expect("test database");
+    let mut app = app_with(&db, |s| s.server.drain = Duration::from_millis(2000)).await;
+    let ready_url = app.url("/health/ready");
+    // A load balancer: it polls readiness and takes the instance out of rotation when it fails. Until then it
+    // sends the clients' requests on.
+    let in_rotation = Arc::new(AtomicBool::new(true));
+    let balancer = {
+        let (in_rotation, ready_url) = (in_rotation.clone(), ready_url.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                match http.get(&ready_url).send().await {
+                    Ok(response) if response.status() == StatusCode::OK => {}
+                    _ => {
+                        in_rotation.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                // Slower than the end of shutdown would be without a drain.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+        })
+    };
+    let sent = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let unanswered = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (in_rotation, sent, answered, unanswered) =
+            (in_rotation.clone(), sent.clone(), answered.clone(), unanswered.clone());
+        let url = app.url("/health/live");
+        clients.push(tokio::spawn(async move {
+            // Keep-alive clients: one connection each, reused.
+            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+            while in_rotation.load(Ordering::SeqCst) {
+                sent.fetch_add(1, Ordering::SeqCst);
+                match http.get(&url).send().await {
+                    Ok(response) if response.status() == StatusCode::OK => {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        unanswered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(in_rotation.load(Ordering::SeqCst), "ready before the shutdown");
+
+    let shutdown_began = Instant::now();
+    let stopping = tokio::spawn(async move { app.shutdown().await });
+    tokio::time::timeout(Duration::from_secs(30), balancer).await.expect("readiness fails").expect("joined");
+    let noticed = shutdown_began.elapsed();
+    for client in clients {
+        client.await.expect("client");
+    }
+    tokio::time::timeout(Duration::from_secs(30), stopping).await.expect("stops").expect("joined");
+
+    let (sent, answered, unanswered) =
+        (sent.load(Ordering::SeqCst), answered.load(Ordering::SeqCst), unanswered.load(Ordering::SeqCst));
+    assert!(noticed < Duration::from_millis(2000), "readiness failed only after {noticed:?}, past the drain");
+    assert!(answered > 100, "the load ran: {answered} answered");
+    assert_eq!(unanswered, 0, "{unanswered} of {sent} requests were sent and not answered ({answered} answered)");
+}
