@@ -4,11 +4,13 @@ pub mod duration;
 mod identity;
 mod redirect;
 mod repository;
+mod tally;
 mod user;
 
 pub use identity::{DisplayName, Email, Identity, IdentityError, Issuer, PictureUrl, ProfileClaims, Subject};
 pub use redirect::LocalPath;
 pub use repository::{BoxError, RepositoryError, UserRepository};
+pub use tally::Tally;
 pub use user::{User, UserId};
 
 /// A value that failed to parse into a domain type.

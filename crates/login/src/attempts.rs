@@ -60,7 +60,7 @@ pub(crate) enum Taken {
 #[derive(Clone)]
 pub(crate) struct Attempts {
     keys: AttemptKeys,
-    /// `<session cookie name>_login_`.
+    /// `<session cookie name>_login_`, with `__Secure-` in front when the cookies are `Secure`.
     prefix: String,
     /// The cookies' `Path`: the longest common path of the login and callback paths.
     path: String,
@@ -85,7 +85,8 @@ impl Attempts {
     pub(crate) fn new(keys: AttemptKeys, cookies: AttemptCookies<'_>) -> Self {
         Self {
             keys,
-            prefix: format!("{}_login_", cookies.session_cookie),
+            // `__Secure-`: over https, only a secure origin can set them (`__Host-` needs `Path=/`).
+            prefix: format!("{}{}_login_", if cookies.secure { "__Secure-" } else { "" }, cookies.session_cookie),
             path: cookies.path,
             secure: cookies.secure,
             max_age: cookies.max_age,

@@ -137,6 +137,12 @@ pub(crate) enum LoginError {
 }
 
 impl LoginError {
+    /// Whether anyone could have sent it without beginning a sign-in in this browser (no attempt cookie, a
+    /// tampered one, a forged sign-out, a malformed request): summed up in the log rather than a line each.
+    fn is_noise(&self) -> bool {
+        matches!(self, Self::NoPendingLogin | Self::BadAttempt | Self::Csrf | Self::BadRequest(_))
+    }
+
     pub(crate) fn page(&self) -> ErrorPage {
         match self {
             Self::Auth(err) => match err.kind() {
@@ -197,6 +203,8 @@ impl IntoResponse for LoginError {
         let page = self.page();
         if page.status.is_server_error() {
             tracing::error!(error = ?self, status = page.status.as_u16(), "request failed: {self}");
+        } else if self.is_noise() {
+            crate::noise::refused(&self, page.status.as_u16());
         } else {
             tracing::warn!(status = page.status.as_u16(), "request refused: {self}");
         }

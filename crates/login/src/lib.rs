@@ -4,6 +4,7 @@ mod attempts;
 mod error;
 mod extract;
 mod hook;
+mod noise;
 mod provider_check;
 mod routes;
 mod settings;
@@ -53,6 +54,8 @@ struct Site {
     /// `<public URL><callback path>`.
     redirect_url: Url,
     session: SessionSettings,
+    /// The session cookie's name as sent ([`SessionSettings::cookie`]).
+    cookie: String,
     login: LoginSettings,
     attempts: Attempts,
 }
@@ -108,7 +111,8 @@ impl Sessions {
             },
         );
         let origin = public_url.origin().ascii_serialization();
-        Ok(Self(Arc::new(Site { public_url, prefix, origin, redirect_url, session, login, attempts })))
+        let cookie = session.cookie();
+        Ok(Self(Arc::new(Site { public_url, prefix, origin, redirect_url, session, cookie, login, attempts })))
     }
 
     /// The session middleware for a router: the session cookie as configured, the store under [`HashedIds`] (the
@@ -219,7 +223,11 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        self.0.load(session_id).await
+        let loaded = self.0.load(session_id).await;
+        if let Ok(None) = loaded {
+            noise::unknown_session();
+        }
+        loaded
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
@@ -248,13 +256,18 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        request.extensions_mut().insert(self.site.clone());
+        let site = self.site.clone();
+        let scrubbed = noise::scrub(request.headers_mut(), &site.0.cookie);
+        request.extensions_mut().insert(site.clone());
         let answer = self.inner.call(request);
         Box::pin(SAVE_FAILED.scope(Cell::new(false), async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
             if SAVE_FAILED.with(Cell::get) && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
                 // The session middleware has logged the store's error already.
                 return Ok(ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response());
+            }
+            if scrubbed != noise::SessionCookies::Fine {
+                noise::clear_cookie(response.headers_mut(), &site.0.cookie, site.0.session.secure);
             }
             Ok(response)
         }))

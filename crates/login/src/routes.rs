@@ -127,7 +127,7 @@ async fn finish<H: SignIn>(
     };
     let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
     let sessions = login.sessions();
-    auth.sign_in(&user).await?;
+    auth.sign_in(&user, sessions.session_settings().absolute_lifetime).await?;
     tracing::info!(oidc.issuer = %login.provider().issuer(), "signed in");
     Ok(see_other(&sessions.url(next.as_ref())))
 }

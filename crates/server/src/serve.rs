@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use signin_domain::Tally;
 use signin_web::HealthCheck;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -60,37 +61,6 @@ impl HealthCheck for Draining {
 
     async fn check(&self) -> Result<(), String> {
         if self.is_draining() { Err("shutting down".to_owned()) } else { Ok(()) }
-    }
-}
-
-/// A log line at most once per `every`, with the number of events it stands for. Written here because what is
-/// needed is a counter beside one `tracing` call, not a rate limiter.
-#[derive(Debug)]
-pub(crate) struct Tally {
-    every: Duration,
-    started: Instant,
-    /// Events since the last line.
-    count: AtomicU64,
-    /// When the last line was written, in milliseconds after `started` (`u64::MAX`: never).
-    last: AtomicU64,
-}
-
-impl Tally {
-    pub(crate) fn new(every: Duration) -> Self {
-        Self { every, started: Instant::now(), count: AtomicU64::new(0), last: AtomicU64::new(u64::MAX) }
-    }
-
-    /// Counts one event; returns how many to report when a line is due now.
-    pub(crate) fn add(&self) -> Option<u64> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let every = u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX);
-        let last = self.last.load(Ordering::Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= every;
-        if due && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            return Some(self.count.swap(0, Ordering::Relaxed));
-        }
-        None
     }
 }
 
@@ -203,22 +173,5 @@ impl Server {
             }
             drop(permit);
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tally_reports_once_per_interval_with_the_count() {
-        let tally = Tally::new(Duration::from_secs(3600));
-        assert_eq!(tally.add(), Some(1), "the first event is reported");
-        for _ in 0..999 {
-            assert_eq!(tally.add(), None);
-        }
-        let zero = Tally::new(Duration::ZERO);
-        assert_eq!(zero.add(), Some(1));
-        assert_eq!(zero.add(), Some(1));
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Each row is what a real sign-in stores (see `AuthSession::sign_in` and `HashedIds`): a tower-sessions `Record`
 //! under the stored id (SHA-256 of the cookie's id), holding `auth.user` (a `SessionUser`-shaped object),
-//! `auth.csrf` (43 base64url characters) and `auth.seen` (now, Unix milliseconds), MessagePack-encoded as
+//! `auth.csrf` (43 base64url characters) and `auth.seen` (now, Unix milliseconds), `auth.until` (30 days on), MessagePack-encoded as
 //! `MySqlSessionStore` encodes it, expiring a week ahead. The cookie values (tower-sessions' `Id` as text), one a
 //! line, go to `<cookie-file>` (line n is user n). `issuer` (default `http://127.0.0.1:4400`) is the users' issuer.
 //!
@@ -67,6 +67,8 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
     let expiry_date = OffsetDateTime::now_utc() + time::Duration::weeks(1);
     let seen = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let until = seen + 30 * 24 * 3600 * 1000; // the default absolute lifetime
+
     let mut rng = rand::rng();
     let mut cookies = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut rows = Vec::with_capacity(cookies.capacity());
@@ -92,6 +94,7 @@ async fn main() -> Result<(), Error> {
         );
         data.insert("auth.csrf".to_owned(), serde_json::Value::String(URL_SAFE_NO_PAD.encode(csrf)));
         data.insert("auth.seen".to_owned(), serde_json::Value::from(seen));
+        data.insert("auth.until".to_owned(), serde_json::Value::from(until));
         let record = Record { id: stored_id, data, expiry_date };
         rows.push(Row { stored_id: stored_id.to_string(), data: rmp_serde::to_vec(&record)? });
         cookies.push(cookie_id.to_string());

@@ -25,6 +25,8 @@ impl AuthSession {
     const CSRF: &'static str = "auth.csrf";
     /// When the signed-in user was last seen, in Unix milliseconds.
     const SEEN: &'static str = "auth.seen";
+    /// When the session's absolute lifetime ends (Unix milliseconds).
+    const UNTIL: &'static str = "auth.until";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -33,14 +35,29 @@ impl AuthSession {
 
     /// Whether someone is signed in, whatever the stored user looks like.
     pub async fn is_signed_in(&self) -> Result<bool, SessionError> {
-        Ok(self.0.get_value(Self::USER).await?.is_some())
+        Ok(self.signed_in_user().await?.is_some())
+    }
+
+    /// The stored user, when someone is signed in and the session's absolute lifetime has not ended. A session
+    /// past it (or from before lifetimes were recorded) is signed out here and now: deleted from the store.
+    async fn signed_in_user(&self) -> Result<Option<serde_json::Value>, SessionError> {
+        let Some(value) = self.0.get_value(Self::USER).await? else {
+            return Ok(None);
+        };
+        let until = self.0.get::<i64>(Self::UNTIL).await.ok().flatten();
+        if until.is_some_and(|until| now_unix_ms() < until) {
+            return Ok(Some(value));
+        }
+        tracing::debug!("the session's absolute lifetime has ended; signed out");
+        self.sign_out().await?;
+        Ok(None)
     }
 
     /// The signed-in user as `U`. A stored user that does not read as `U` counts as signed out for this request
     /// (it is not removed: another service sharing the session may read it with a type of its own), so an old or
     /// foreign session never makes every request fail.
     pub async fn user<U: DeserializeOwned>(&self) -> Result<Option<U>, SessionError> {
-        let Some(value) = self.0.get_value(Self::USER).await? else {
+        let Some(value) = self.signed_in_user().await? else {
             return Ok(None);
         };
         match serde_json::from_value(value) {
@@ -54,13 +71,17 @@ impl AuthSession {
 
     /// Signs `user` in: empties the session (nothing of an earlier person, or of another service, carries over),
     /// gives it a new id (the old id, which may have been planted by an attacker, is deleted: session fixation),
-    /// and stores the user, a fresh CSRF token and the time last seen. The session lives per the layer's expiry.
-    pub async fn sign_in<U: Serialize + Send + Sync>(&self, user: &U) -> Result<(), SessionError> {
+    /// and stores the user, a fresh CSRF token, the time last seen and the end of its absolute `lifetime`. The
+    /// session lives per the layer's inactivity expiry, and never past `lifetime`.
+    pub async fn sign_in<U: Serialize + Send + Sync>(&self, user: &U, lifetime: Duration) -> Result<(), SessionError> {
         self.0.clear().await;
         self.0.cycle_id().await?;
+        let now = now_unix_ms();
+        let lifetime = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
         self.0.insert(Self::USER, user).await?;
         self.0.insert(Self::CSRF, new_csrf_token()).await?;
-        self.0.insert(Self::SEEN, now_unix_ms()).await?;
+        self.0.insert(Self::SEEN, now).await?;
+        self.0.insert(Self::UNTIL, now.saturating_add(lifetime)).await?;
         Ok(())
     }
 

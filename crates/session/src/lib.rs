@@ -26,13 +26,18 @@ pub use store::{MySqlSessionStore, sqlx_pool};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
-    /// The cookie's name (default `signin_session`). Make it distinctive: cookies are not separated by port.
+    /// The cookie's base name (default `signin_session`). Make it distinctive: cookies are not separated by port.
+    /// A `Secure` cookie goes as `__Host-<name>` (see [`SessionSettings::cookie`]).
     pub cookie_name: String,
     /// Whether the cookie is `Secure` (default `true`; only plain-http development turns it off).
     pub secure: bool,
     /// How long a session lives without activity (default 7 days).
     #[serde(with = "signin_domain::duration")]
     pub inactivity: Duration,
+    /// How long a session lives at most, however much it is used (default 30 days); after it, the person signs in
+    /// again.
+    #[serde(with = "signin_domain::duration")]
+    pub absolute_lifetime: Duration,
     /// How stale the recorded last activity may get before a request refreshes it, which also pushes the expiry
     /// forward (default 1 hour). Larger means fewer writes, at the cost of expiry being that much less exact.
     #[serde(with = "signin_domain::duration")]
@@ -52,6 +57,7 @@ impl Default for SessionSettings {
             cookie_name: "signin_session".to_owned(),
             secure: true,
             inactivity: Duration::from_secs(7 * 24 * 60 * 60),
+            absolute_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             touch_interval: Duration::from_secs(60 * 60),
             cleanup_interval: Duration::from_secs(60 * 60),
             pool_size: 8,
@@ -70,7 +76,17 @@ impl SessionSettings {
         if self.inactivity.is_zero() {
             return Err(SessionError::Config("session.inactivity must be positive".into()));
         }
+        if self.absolute_lifetime.is_zero() {
+            return Err(SessionError::Config("session.absolute_lifetime must be positive".into()));
+        }
         Ok(())
+    }
+
+    /// The session cookie's name as sent: `__Host-<cookie_name>` when the cookie is `Secure`, so that the browser
+    /// takes it only from this very host, over https, for path `/` and no `Domain` (a sibling subdomain cannot
+    /// plant one), else `cookie_name`.
+    pub fn cookie(&self) -> String {
+        if self.secure { format!("__Host-{}", self.cookie_name) } else { self.cookie_name.clone() }
     }
 }
 
@@ -84,7 +100,7 @@ fn to_time(duration: Duration) -> time::Duration {
 /// and expiry after `inactivity` without a change to the session (see [`AuthSession::touch`]).
 pub fn session_layer<S: SessionStore + Clone>(store: S, settings: &SessionSettings) -> SessionManagerLayer<S> {
     SessionManagerLayer::new(store)
-        .with_name(settings.cookie_name.clone())
+        .with_name(settings.cookie())
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(settings.secure)

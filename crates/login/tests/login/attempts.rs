@@ -35,7 +35,7 @@ async fn parallel_attempts_each_find_their_own() {
         let code = site.idp.good_code();
         let uri = attempt.callback(&code);
         let cookies = browser.cookie_header(&uri).expect("cookies");
-        assert_eq!(cookies.matches("signin_session_login_").count(), 3 - done, "{cookies}");
+        assert_eq!(cookies.matches("__Secure-signin_session_login_").count(), 3 - done, "{cookies}");
         let reply = browser.get(&site, &uri).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{next}: {}", reply.body);
         assert_eq!(reply.location(), next, "the callback found its own attempt");

@@ -80,10 +80,10 @@ async fn csrf_token_is_refused_when_signed_out() {
 #[tokio::test]
 async fn an_unknown_session_cookie_counts_as_signed_out() {
     let site = Site::new();
-    let reply = site.get("/me", Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
+    let reply = site.get("/me", Some("__Host-signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), "/login?next=%2Fme");
-    let reply = site.get("/me", Some("signin_session=not-an-id")).await;
+    let reply = site.get("/me", Some("__Host-signin_session=not-an-id")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
 }
 

@@ -87,7 +87,7 @@ async fn a_signed_out_logout_just_goes_home() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.location(), "/");
     assert!(reply.set_cookies().is_empty());
-    let reply = site.logout(Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA"), Some("whatever"), &[]).await;
+    let reply = site.logout(Some("__Host-signin_session=AAAAAAAAAAAAAAAAAAAAAA"), Some("whatever"), &[]).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), "/");
     assert!(site.store.is_untouched().await);

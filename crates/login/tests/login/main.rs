@@ -14,6 +14,7 @@
 
 mod attempts;
 mod config;
+mod cookies;
 mod edges;
 mod extractors;
 mod flow;

@@ -27,10 +27,12 @@ use url::Url;
 
 /// The fake provider's issuer.
 pub const ISSUER: &str = "https://idp.example";
-/// The session cookie's name (the default).
-pub const SESSION_COOKIE: &str = "signin_session";
-/// The prefix of every attempt cookie's name.
-pub const ATTEMPT_PREFIX: &str = "signin_session_login_";
+/// The session cookie's name on https (the default base name, `__Host-` in front).
+pub const SESSION_COOKIE: &str = "__Host-signin_session";
+/// The cookie's base name (`session.cookie_name`), its name over plain http.
+pub const BASE_NAME: &str = "signin_session";
+/// The prefix of every attempt cookie's name on https.
+pub const ATTEMPT_PREFIX: &str = "__Secure-signin_session_login_";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The fake provider.
@@ -451,12 +453,17 @@ impl Reply {
 
     /// The session cookie this response sets (not a removal).
     pub fn session_cookie(&self) -> Option<SetCookie> {
-        self.set_cookie(SESSION_COOKIE).filter(|cookie| !cookie.is_removal())
+        // Over plain http the cookie goes under its base name.
+        self.set_cookie(SESSION_COOKIE).or_else(|| self.set_cookie(BASE_NAME)).filter(|cookie| !cookie.is_removal())
     }
 
     /// The attempt cookies this response sets or removes.
     pub fn attempt_cookies(&self) -> Vec<SetCookie> {
-        self.set_cookies().into_iter().filter(|c| c.name.starts_with(ATTEMPT_PREFIX)).collect()
+        let plain = format!("{BASE_NAME}_login_");
+        self.set_cookies()
+            .into_iter()
+            .filter(|c| c.name.starts_with(ATTEMPT_PREFIX) || c.name.starts_with(&plain))
+            .collect()
     }
 
     /// The response is our error page with this status, and the plain page says `title`.

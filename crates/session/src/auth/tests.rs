@@ -4,7 +4,7 @@ use std::time::Duration;
 use chrono::Utc;
 use signin_domain::{Identity, ProfileClaims, User, UserId};
 use tower_sessions::session::Id;
-use tower_sessions::{MemoryStore, Session};
+use tower_sessions::{MemoryStore, Session, SessionStore as _};
 
 use super::AuthSession;
 
@@ -32,6 +32,9 @@ fn user() -> User {
 }
 
 /// A session as the middleware would hand it to a request that carried `id` in its cookie.
+/// The absolute lifetime of the sessions these tests sign in.
+const LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 fn session(store: &Arc<MemoryStore>, id: Option<Id>) -> (Session, AuthSession) {
     let session = Session::new(id, store.clone(), None);
     (session.clone(), AuthSession::new(session))
@@ -54,7 +57,7 @@ async fn sign_in_gives_the_session_a_new_id_and_deletes_the_old_one() {
     // Act
     let ada = user();
     let (raw, auth) = session(&store, Some(before));
-    auth.sign_in(&ada).await.expect("signed in");
+    auth.sign_in(&ada, LIFETIME).await.expect("signed in");
     let after = end_request(&raw).await;
 
     // Assert
@@ -72,8 +75,8 @@ async fn each_sign_in_gets_a_fresh_csrf_token() {
     let (_, first) = session(&store, None);
     let (_, second) = session(&store, None);
 
-    first.sign_in(&user()).await.expect("signed in");
-    second.sign_in(&user()).await.expect("signed in");
+    first.sign_in(&user(), LIFETIME).await.expect("signed in");
+    second.sign_in(&user(), LIFETIME).await.expect("signed in");
 
     assert_ne!(first.csrf_token().await.expect("read"), second.csrf_token().await.expect("read"));
 }
@@ -85,7 +88,7 @@ async fn csrf_verification_accepts_only_the_session_token() {
     assert!(!auth.verify_csrf("anything").await.expect("checked"), "no token before sign-in");
     assert!(!auth.verify_csrf("").await.expect("checked"));
 
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     let token = auth.csrf_token().await.expect("read").expect("a token");
 
     assert!(auth.verify_csrf(&token).await.expect("checked"));
@@ -100,7 +103,7 @@ async fn touch_writes_only_when_last_seen_is_stale() {
     // Arrange: a signed-in session, saved.
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     let id = end_request(&raw).await;
 
     // Act + Assert: fresh, so a touch changes nothing.
@@ -125,7 +128,7 @@ async fn current_user_reads_the_user_and_touches_a_stale_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
     let ada = user();
-    auth.sign_in(&ada).await.expect("signed in");
+    auth.sign_in(&ada, LIFETIME).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -168,7 +171,7 @@ async fn touch_leaves_anonymous_sessions_alone() {
 async fn sign_out_deletes_the_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -183,6 +186,7 @@ async fn sign_out_deletes_the_session() {
 async fn an_unreadable_user_counts_as_signed_out() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     raw.insert("auth.user", "not a user").await.expect("stored");
 
     assert_eq!(auth.user::<User>().await.expect("read"), None);
@@ -197,7 +201,7 @@ async fn a_service_reads_the_fields_it_knows() {
     }
     let store = Arc::new(MemoryStore::default());
     let (_, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     assert_eq!(auth.user::<Slim>().await.expect("read"), Some(Slim { email: "ada@example.com".into() }));
 }
 
@@ -205,13 +209,43 @@ async fn a_service_reads_the_fields_it_knows() {
 async fn a_new_sign_in_keeps_nothing_of_the_session_before_it() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user()).await.expect("signed in");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
     raw.insert("another.service", "the first person's data").await.expect("stored");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
-    auth.sign_in(&user()).await.expect("signed in again");
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in again");
 
     assert_eq!(raw.get::<String>("another.service").await.expect("read"), None);
     assert!(auth.is_signed_in().await.expect("read"));
+}
+
+#[tokio::test]
+async fn a_session_past_its_absolute_lifetime_is_signed_out_and_deleted() {
+    let store = Arc::new(MemoryStore::default());
+    let (raw, auth) = session(&store, None);
+    auth.sign_in(&user(), Duration::from_millis(50)).await.expect("signed in");
+    let id = end_request(&raw).await;
+    let (_, auth) = session(&store, Some(id));
+    assert!(auth.is_signed_in().await.expect("read"), "signed in within the lifetime");
+
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (_, auth) = session(&store, Some(id));
+    let after: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+
+    assert_eq!(after, None, "used or not, a session ends with its lifetime");
+    assert!(store.load(&id).await.expect("load").is_none(), "and it is deleted");
+}
+
+#[tokio::test]
+async fn a_session_with_no_recorded_lifetime_is_not_signed_in() {
+    let store = Arc::new(MemoryStore::default());
+    let (raw, auth) = session(&store, None);
+    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    raw.remove_value("auth.until").await.expect("removed");
+    let id = end_request(&raw).await;
+
+    let (_, auth) = session(&store, Some(id));
+
+    assert!(!auth.is_signed_in().await.expect("read"));
 }

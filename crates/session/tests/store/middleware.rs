@@ -43,7 +43,7 @@ async fn app(req: Request<()>, slow_gate: Arc<Notify>) -> Result<Response<String
     let auth = AuthSession::new(session);
     let body = match req.uri().path() {
         "/signin" => {
-            auth.sign_in(&user()).await.expect("signed in");
+            auth.sign_in(&user(), std::time::Duration::from_secs(3600)).await.expect("signed in");
             "signed in".to_owned()
         }
         "/me" => auth.user::<User>().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string()),
@@ -107,7 +107,7 @@ async fn the_cookie_has_the_configured_attributes() {
     let (_, set_cookie) = client.get("/signin", None).await;
 
     let set_cookie = set_cookie.expect("a cookie is set once the session holds something");
-    assert!(set_cookie.starts_with("signin_session="), "{set_cookie}");
+    assert!(set_cookie.starts_with("__Host-signin_session="), "{set_cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=604800"] {
         assert!(set_cookie.contains(attribute), "{attribute} missing from {set_cookie}");
     }
@@ -120,7 +120,7 @@ async fn anonymous_requests_create_no_session() {
     let client = client(&fx, Arc::new(Notify::new()));
 
     let (body, set_cookie) = client.get("/me", None).await;
-    let (forged, _) = client.get("/me", Some("signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
+    let (forged, _) = client.get("/me", Some("__Host-signin_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
 
     assert_eq!(body, "anonymous");
     assert_eq!(set_cookie, None);
@@ -154,7 +154,7 @@ async fn the_table_holds_a_hash_that_does_not_work_as_a_cookie() {
     let client = client(&fx, Arc::new(Notify::new()));
     let (_, set) = client.get("/signin", None).await;
     let cookie = pair(&set.expect("cookie"));
-    let value = cookie.strip_prefix("signin_session=").expect("our cookie").to_owned();
+    let value = cookie.strip_prefix("__Host-signin_session=").expect("our cookie").to_owned();
 
     // Act: read the row as someone with a copy of the table would.
     let ids: Vec<String> =
@@ -166,7 +166,7 @@ async fn the_table_holds_a_hash_that_does_not_work_as_a_cookie() {
     let id: Id = value.parse().expect("a session id");
     assert_eq!(ids[0], HashedIds::<()>::stored_id(&id).to_string(), "its hash is");
     assert_eq!(client.get("/me", Some(&cookie)).await.0, "ada@example.com");
-    let from_table = format!("signin_session={}", ids[0]);
+    let from_table = format!("__Host-signin_session={}", ids[0]);
     assert_eq!(client.get("/me", Some(&from_table)).await.0, "anonymous", "the stored id is no cookie");
 }
 

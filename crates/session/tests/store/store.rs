@@ -69,6 +69,7 @@ async fn the_logout_race_through_sessions_leaves_the_user_signed_out() {
     let store = Arc::new(fx.store.clone());
     let login = Session::new(None, store.clone(), None);
     login.insert("auth.user", "someone").await.expect("stored");
+    login.insert("auth.until", i64::MAX).await.expect("stored");
     login.save().await.expect("saved");
     let id = login.id().expect("an id");
     let slow = Session::new(Some(id), store.clone(), None);

@@ -1,0 +1,124 @@
+//! What anyone can send at will — garbage or duplicated session cookies, callbacks with no sign-in under way — is
+//! logged at debug per request and summed up in one line per interval, so that it cannot flood the log. A real
+//! sign-in failure still gets its own line (see `LoginError`).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use cookie::{Cookie, SameSite};
+use signin_domain::Tally;
+use tower_sessions::session::Id;
+
+/// How often each kind of noise is summed up in the log.
+const EVERY: Duration = Duration::from_secs(10);
+
+static MALFORMED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+static DUPLICATED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+static REFUSED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+static UNKNOWN: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+
+/// What the request's session cookies looked like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionCookies {
+    /// None, or one well-formed.
+    Fine,
+    /// Several: one may have been planted (by a sibling subdomain, over plain http). None is used.
+    Duplicated,
+    /// One that is not a session id at all.
+    Malformed,
+}
+
+/// Looks at the request's cookies named `name`; when there are several, or one is malformed, removes them all
+/// from the request (the session layer then sees a signed-out request) and says so.
+pub(crate) fn scrub(headers: &mut HeaderMap, name: &str) -> SessionCookies {
+    let mut count = 0;
+    let mut malformed = false;
+    for value in headers.get_all(COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some((key, value)) = pair.trim().split_once('=')
+                && key == name
+            {
+                count += 1;
+                malformed |= value.parse::<Id>().is_err();
+            }
+        }
+    }
+    let found = match (count, malformed) {
+        (0, _) => return SessionCookies::Fine,
+        (1, false) => return SessionCookies::Fine,
+        (1, true) => SessionCookies::Malformed,
+        _ => SessionCookies::Duplicated,
+    };
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| key != name))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, value);
+    }
+    match found {
+        SessionCookies::Duplicated => {
+            tracing::debug!("several session cookies: treated as signed out, all cleared");
+            if let Some(count) = DUPLICATED.add() {
+                tracing::info!(count, "requests with several session cookies, treated as signed out and cleared");
+            }
+        }
+        _ => {
+            tracing::debug!("a malformed session cookie: ignored and cleared");
+            if let Some(count) = MALFORMED.add() {
+                tracing::info!(count, "requests with a malformed session cookie, ignored and cleared");
+            }
+        }
+    }
+    found
+}
+
+/// After a scrubbed request: clears the session cookie in the browser, unless the response sets one itself.
+pub(crate) fn clear_cookie(headers: &mut HeaderMap, name: &str, secure: bool) {
+    let sets_its_own = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.split_once('=').is_some_and(|(key, _)| key.trim() == name));
+    if sets_its_own {
+        return;
+    }
+    let removal = Cookie::build((name.to_owned(), ""))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    if let Ok(value) = HeaderValue::from_str(&removal.to_string()) {
+        headers.append(SET_COOKIE, value);
+    }
+}
+
+/// A refused request that any passer-by can send (a callback with no sign-in under way, a forged sign-out, …).
+pub(crate) fn refused(reason: &dyn std::fmt::Display, status: u16) {
+    tracing::debug!(status, "request refused: {reason}");
+    if let Some(count) = REFUSED.add() {
+        tracing::info!(count, "sign-in requests refused with no sign-in under way (last: {reason})");
+    }
+}
+
+/// A session cookie that names no stored session: expired and swept, signed out elsewhere, or made up. (tower-sessions
+/// also logs each at WARN; services keep its `tower_sessions_core::session` target to errors, see the README.)
+pub(crate) fn unknown_session() {
+    tracing::debug!("the session cookie names no stored session");
+    if let Some(count) = UNKNOWN.add() {
+        tracing::info!(count, "requests whose session cookie names no stored session (expired, signed out or made up)");
+    }
+}
