@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,6 +58,13 @@ pub struct ProviderSettings {
     /// Largest response body read from the provider (default 1 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// The keys are fetched again when a token names an unknown key, at most once per this long (default 60 s).
+    #[serde(default = "default_key_refetch_interval", with = "signin_domain::duration")]
+    pub key_refetch_interval: Duration,
+    /// The `prompt` sent with the first sign-in after an explicit sign-out; default `select_account` for Google
+    /// (the account chooser), `login` elsewhere (OpenID Connect's re-authentication). An empty value sends none.
+    #[serde(default)]
+    pub prompt_after_sign_out: Option<String>,
 }
 
 /// Google's issuer identifier.
@@ -76,6 +83,10 @@ fn default_max_response_bytes() -> usize {
     1024 * 1024
 }
 
+fn default_key_refetch_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
 impl ProviderSettings {
     /// Settings with defaults: scopes `email` and `profile`, 10 s timeout, 60 s leeway, 1 MiB responses.
     pub fn new(issuer: impl Into<String>, client_id: impl Into<String>, client_secret: SecretString) -> Self {
@@ -88,6 +99,19 @@ impl ProviderSettings {
             http_timeout: default_http_timeout(),
             clock_leeway: default_clock_leeway(),
             max_response_bytes: default_max_response_bytes(),
+            key_refetch_interval: default_key_refetch_interval(),
+            prompt_after_sign_out: None,
+        }
+    }
+
+    /// The `prompt` for the first sign-in after a sign-out: the configured one (none when empty),
+    /// `select_account` for Google, else `login`.
+    pub fn prompt_after_sign_out(&self) -> Option<String> {
+        match self.prompt_after_sign_out.as_deref().map(str::trim) {
+            Some("") => None,
+            Some(prompt) => Some(prompt.to_owned()),
+            None if self.issuer == GOOGLE_ISSUER => Some("select_account".to_owned()),
+            None => Some("login".to_owned()),
         }
     }
 
@@ -121,6 +145,8 @@ impl fmt::Debug for ProviderSettings {
             .field("http_timeout", &self.http_timeout)
             .field("clock_leeway", &self.clock_leeway)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("key_refetch_interval", &self.key_refetch_interval)
+            .field("prompt_after_sign_out", &self.prompt_after_sign_out)
             .finish()
     }
 }
@@ -202,12 +228,16 @@ pub struct OidcClient {
 struct Inner {
     settings: ProviderSettings,
     display_name: String,
+    prompt_after_sign_out: Option<String>,
     issuer: IssuerUrl,
     client: RpClient,
     http: HttpClient,
     jwks_url: JsonWebKeySetUrl,
     /// Swapped whole when refreshed; readers clone the `Arc` and never hold the lock across an await.
     keys: RwLock<Arc<CoreJsonWebKeySet>>,
+    /// When the keys were last fetched again for an unknown key id: one fetch at a time, at most one per
+    /// `key_refetch_interval`; callbacks that wait for it share its result.
+    refetched: tokio::sync::Mutex<Option<Instant>>,
     /// What the provider advertises in `id_token_signing_alg_values_supported`, without `none`.
     algs: Vec<CoreJwsSigningAlgorithm>,
 }
@@ -282,12 +312,14 @@ impl OidcClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 display_name: settings.display_name(),
+                prompt_after_sign_out: settings.prompt_after_sign_out(),
                 settings,
                 issuer,
                 client,
                 http,
                 jwks_url,
                 keys: RwLock::new(Arc::new(keys)),
+                refetched: tokio::sync::Mutex::new(None),
                 algs,
             }),
         })
@@ -307,8 +339,16 @@ impl OidcClient {
         Ok(JsonWebKeySet::fetch_async(&self.inner.jwks_url, &self.inner.http).await?)
     }
 
-    /// Fetches the key set again and keeps it for later logins.
+    /// Fetches the key set again and keeps it for later logins; at most once per `key_refetch_interval` (within
+    /// it, and for callbacks that waited on a fetch under way, the keys as they now are).
     async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, AuthError> {
+        let mut refetched = self.inner.refetched.lock().await;
+        if refetched.is_some_and(|at| at.elapsed() < self.inner.settings.key_refetch_interval) {
+            tracing::debug!("the provider's keys were fetched again moments ago; not again");
+            return Ok(self.current_keys());
+        }
+        // Counted from the attempt, failed or not: a provider whose keys endpoint is down is not asked per callback.
+        *refetched = Some(Instant::now());
         let fresh = Arc::new(self.fetch_keys().await?);
         *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
         tracing::info!(oidc.keys = fresh.keys().len(), "OpenID provider keys refreshed");
@@ -505,6 +545,10 @@ impl Provider for OidcClient {
         &self.inner.display_name
     }
 
+    fn prompt_after_sign_out(&self) -> Option<&str> {
+        self.inner.prompt_after_sign_out.as_deref()
+    }
+
     fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url {
         let (state, nonce) = (request.state.to_owned(), request.nonce.to_owned());
         let mut authorize = self
@@ -522,6 +566,9 @@ impl Provider for OidcClient {
         }
         if let Some(hint) = request.login_hint {
             authorize = authorize.set_login_hint(LoginHint::new(hint.to_owned()));
+        }
+        if let Some(prompt) = request.prompt {
+            authorize = authorize.add_extra_param("prompt", prompt.to_owned());
         }
         authorize.url().0
     }
@@ -541,6 +588,18 @@ impl Provider for OidcClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_after_a_sign_out_is_the_account_chooser_for_google_and_login_elsewhere() {
+        let settings = |issuer: &str, configured: Option<&str>| ProviderSettings {
+            prompt_after_sign_out: configured.map(str::to_owned),
+            ..ProviderSettings::new(issuer, "id", SecretString::from("s"))
+        };
+        assert_eq!(settings(GOOGLE_ISSUER, None).prompt_after_sign_out().as_deref(), Some("select_account"));
+        assert_eq!(settings("https://idp.example", None).prompt_after_sign_out().as_deref(), Some("login"));
+        assert_eq!(settings(GOOGLE_ISSUER, Some("consent")).prompt_after_sign_out().as_deref(), Some("consent"));
+        assert_eq!(settings(GOOGLE_ISSUER, Some("")).prompt_after_sign_out(), None, "empty: none");
+    }
 
     #[test]
     fn settings_debug_hides_the_secret() {

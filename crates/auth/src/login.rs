@@ -30,6 +30,8 @@ pub struct AuthorizationRequest<'a> {
     pub code_challenge: &'a str,
     /// A `login_hint`, when the caller has one.
     pub login_hint: Option<&'a str>,
+    /// A `prompt` value, when the person must choose or confirm the account again (after signing out).
+    pub prompt: Option<&'a str>,
 }
 
 /// The provider's side of a sign-in. [`crate::OidcClient`] is the real one; tests put a fake here.
@@ -55,6 +57,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Whether the provider answers (readiness, and the check before sending anyone there).
     async fn ping(&self) -> Result<(), AuthError> {
         Ok(())
+    }
+
+    /// The `prompt` to send with the first sign-in after an explicit sign-out, so that the provider lets the person
+    /// choose (or confirm) the account rather than signing the previous one straight back in; `None` for none.
+    /// OpenID Connect's `login` by default.
+    fn prompt_after_sign_out(&self) -> Option<&str> {
+        Some("login")
     }
 }
 
@@ -137,6 +146,26 @@ pub struct Callback {
     pub iss: Option<String>,
 }
 
+impl Callback {
+    /// The longest `code` accepted (Google's are under 100 characters; JWT-shaped codes of other providers stay
+    /// well under this). Longer ones are refused before anything is looked up or sent to the provider.
+    pub const MAX_CODE: usize = 4096;
+    /// The longest `state` accepted (ours are 43 characters).
+    pub const MAX_STATE: usize = 512;
+    /// The longest `error`, `error_description` or `iss` accepted.
+    pub const MAX_OTHER: usize = 1024;
+
+    /// Whether every parameter is within its length cap.
+    pub fn within_limits(&self) -> bool {
+        let fits = |value: &Option<String>, max: usize| value.as_ref().is_none_or(|v| v.len() <= max);
+        fits(&self.code, Self::MAX_CODE)
+            && fits(&self.state, Self::MAX_STATE)
+            && fits(&self.error, Self::MAX_OTHER)
+            && fits(&self.error_description, Self::MAX_OTHER)
+            && fits(&self.iss, Self::MAX_OTHER)
+    }
+}
+
 impl fmt::Debug for Callback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redact = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
@@ -184,8 +213,10 @@ impl LoginFlow {
     }
 
     /// Starts an attempt: a fresh `state` and `nonce` (32 random bytes each) and a PKCE S256 verifier (32 random
-    /// bytes, RFC 7636 §4.1). Keep the [`PendingLogin`] and send the browser to the URL.
-    pub fn begin(&self, login_hint: Option<&str>) -> LoginStart {
+    /// bytes, RFC 7636 §4.1). Keep the [`PendingLogin`] and send the browser to the URL. `after_sign_out`: the
+    /// browser signed out explicitly since its last sign-in, so the provider is asked to let the person choose
+    /// ([`Provider::prompt_after_sign_out`]).
+    pub fn begin(&self, login_hint: Option<&str>, after_sign_out: bool) -> LoginStart {
         let pending = PendingLogin {
             state: random_token(),
             nonce: random_token(),
@@ -198,6 +229,7 @@ impl LoginFlow {
             nonce: &pending.nonce,
             code_challenge: &code_challenge,
             login_hint,
+            prompt: if after_sign_out { self.provider.prompt_after_sign_out() } else { None },
         });
         LoginStart { authorize_url, pending }
     }
@@ -281,6 +313,9 @@ mod tests {
                 .append_pair("state", request.state)
                 .append_pair("nonce", request.nonce)
                 .append_pair("code_challenge", request.code_challenge);
+            if let Some(prompt) = request.prompt {
+                url.query_pairs_mut().append_pair("prompt", prompt);
+            }
             url
         }
         async fn redeem(&self, code: &str, verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {
@@ -323,10 +358,19 @@ mod tests {
     }
 
     #[test]
+    fn after_a_sign_out_the_provider_is_asked_to_let_the_person_choose() {
+        let flow = LoginFlow::new(Arc::new(Recorder::default()), Duration::from_secs(600));
+        let prompt = |url: &url::Url| url.query_pairs().find(|(k, _)| k == "prompt").map(|(_, v)| v.into_owned());
+
+        assert_eq!(prompt(&flow.begin(None, false).authorize_url), None, "an ordinary sign-in asks nothing extra");
+        assert_eq!(prompt(&flow.begin(None, true).authorize_url).as_deref(), Some("login"), "the trait's default");
+    }
+
+    #[test]
     fn begin_makes_fresh_secrets_and_an_s256_challenge() {
         let (_, flow) = flow();
-        let a = flow.begin(None);
-        let b = flow.begin(None);
+        let a = flow.begin(None, false);
+        let b = flow.begin(None, false);
         assert_ne!(a.pending.state, b.pending.state);
         assert_ne!(a.pending.nonce, b.pending.nonce);
         assert_ne!(a.pending.pkce_verifier, b.pending.pkce_verifier);
@@ -345,7 +389,7 @@ mod tests {
     #[tokio::test]
     async fn complete_checks_the_callback_before_the_provider_sees_it() {
         let (recorder, flow) = flow();
-        let start = flow.begin(None);
+        let start = flow.begin(None, false);
         let state = start.pending.state().to_owned();
         type Expected = fn(&AuthError) -> bool;
         let cases: Vec<(Callback, Expected)> = vec![

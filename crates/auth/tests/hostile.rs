@@ -81,7 +81,7 @@ fn secrets(pending: &PendingLogin, callback: &Callback) -> Vec<String> {
 
 /// Begins a login, follows the redirect and completes it.
 async fn sign_in(client: &LoginFlow) -> (Result<SignedIn, AuthError>, Vec<String>) {
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let callback = browse(&login).await;
     let secrets = secrets(&login.pending, &callback);
     (client.complete(login.pending, callback).await, secrets)
@@ -140,14 +140,14 @@ async fn accepts_a_correct_provider() {
     let (idp, client) = start(Scenario::default()).await;
     assert_eq!(client.provider().issuer(), idp.issuer());
 
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let params: std::collections::HashMap<_, _> = login.authorize_url.query_pairs().into_owned().collect();
     let scopes: Vec<_> = params["scope"].split(' ').collect();
     assert!(scopes.contains(&"openid") && scopes.contains(&"email") && scopes.contains(&"profile"), "{scopes:?}");
     assert_eq!(params["code_challenge_method"], "S256");
     assert_eq!(params["response_type"], "code");
     assert!(!params["nonce"].is_empty() && !params["state"].is_empty());
-    assert_ne!(client.begin(None).pending.created_at(), 0);
+    assert_ne!(client.begin(None, false).pending.created_at(), 0);
 
     let callback = browse(&login).await;
     let claims = client.complete(login.pending, callback).await.expect("signed in").claims.profile;
@@ -204,7 +204,7 @@ async fn reports_provider_error_as_denied_without_echoing_the_description() {
 #[tokio::test]
 async fn rejects_wrong_state() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let mut callback = browse(&login).await;
     callback.state = Some("forged-state".into());
     let secrets = secrets(&login.pending, &callback);
@@ -215,7 +215,7 @@ async fn rejects_wrong_state() {
 #[tokio::test]
 async fn rejects_missing_state() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let mut callback = browse(&login).await;
     callback.state = None;
     let secrets = secrets(&login.pending, &callback);
@@ -226,8 +226,8 @@ async fn rejects_missing_state() {
 #[tokio::test]
 async fn rejects_callback_from_another_login() {
     let (_idp, client) = start(Scenario::default()).await;
-    let first = client.begin(None);
-    let second = client.begin(None);
+    let first = client.begin(None, false);
+    let second = client.begin(None, false);
     let callback = browse(&first).await;
     let secrets = secrets(&second.pending, &callback);
     let err =
@@ -238,7 +238,7 @@ async fn rejects_callback_from_another_login() {
 #[tokio::test]
 async fn rejects_replayed_authorization_code() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let callback = browse(&login).await;
     let secrets = secrets(&login.pending, &callback);
     client.complete(login.pending.clone(), callback.clone()).await.expect("first use signs in");
@@ -252,7 +252,7 @@ async fn rejects_expired_pending_login() {
     let client = discover(settings(&idp)).await.expect("discovery succeeds");
     // Attempts that must finish within no time at all: one second later, this one is too old.
     let client = LoginFlow::new(Arc::new(client), Duration::ZERO);
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let callback = browse(&login).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let secrets = secrets(&login.pending, &callback);
@@ -263,7 +263,7 @@ async fn rejects_expired_pending_login() {
 #[tokio::test]
 async fn rejects_missing_code() {
     let (_idp, client) = start(Scenario::default()).await;
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let mut callback = browse(&login).await;
     callback.code = None;
     let secrets = secrets(&login.pending, &callback);
@@ -445,6 +445,36 @@ async fn refetches_keys_at_most_once_per_callback() {
     assert_eq!(idp.requests_to("/jwks"), 2);
 }
 
+#[tokio::test]
+async fn unknown_key_ids_refetch_the_keys_at_most_once_per_interval_and_waiting_callbacks_share_it() {
+    // Every token names a key the provider's set does not have.
+    let (idp, client) = start(Scenario::fault(Fault::JkuHeader)).await;
+    let client = Arc::new(client);
+    let mut callbacks = Vec::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        callbacks
+            .push(tokio::spawn(async move { assert_rejected(sign_in(&client).await, AuthErrorKind::InvalidRequest) }));
+    }
+    for callback in callbacks {
+        callback.await.expect("joined");
+    }
+    assert_rejected(sign_in(&client).await, AuthErrorKind::InvalidRequest);
+
+    assert_eq!(idp.requests_to("/jwks"), 2, "discovery, then one refetch for nine callbacks");
+}
+
+#[tokio::test]
+async fn after_the_interval_an_unknown_key_id_refetches_again() {
+    let (idp, client) =
+        start_with(Scenario::fault(Fault::JkuHeader), |s| s.key_refetch_interval = Duration::from_millis(50)).await;
+    assert_rejected(sign_in(&client).await, AuthErrorKind::InvalidRequest);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_rejected(sign_in(&client).await, AuthErrorKind::InvalidRequest);
+
+    assert_eq!(idp.requests_to("/jwks"), 3);
+}
+
 // ---- email_verified and userinfo ----
 
 #[tokio::test]
@@ -488,7 +518,7 @@ async fn rejects_userinfo_for_another_subject() {
 #[tokio::test]
 async fn times_out_when_token_endpoint_hangs() {
     let (_idp, client) = start_with(Scenario::default(), |s| s.http_timeout = Duration::from_millis(500)).await;
-    let login = client.begin(None);
+    let login = client.begin(None, false);
     let callback = browse(&login).await;
     _idp.set_scenario(Scenario::fault(Fault::TokenHangs(Duration::from_secs(5))));
     let secrets = secrets(&login.pending, &callback);

@@ -56,12 +56,18 @@ pub(crate) enum Taken {
     Invalid,
 }
 
+/// How long a browser remembers an explicit sign-out (see [`Attempts::remember_sign_out`]).
+const SIGNED_OUT_MEMORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// The attempt cookies of one site.
 #[derive(Clone)]
 pub(crate) struct Attempts {
     keys: AttemptKeys,
     /// `<session cookie name>_login_`, with `__Secure-` in front when the cookies are `Secure`.
     prefix: String,
+    /// The cookie that remembers an explicit sign-out in this browser: `<session cookie name>_signed_out`, with
+    /// the same `__Secure-`.
+    signed_out: String,
     /// The cookies' `Path`: the longest common path of the login and callback paths.
     path: String,
     secure: bool,
@@ -87,6 +93,11 @@ impl Attempts {
             keys,
             // `__Secure-`: over https, only a secure origin can set them (`__Host-` needs `Path=/`).
             prefix: format!("{}{}_login_", if cookies.secure { "__Secure-" } else { "" }, cookies.session_cookie),
+            signed_out: format!(
+                "{}{}_signed_out",
+                if cookies.secure { "__Secure-" } else { "" },
+                cookies.session_cookie
+            ),
             path: cookies.path,
             secure: cookies.secure,
             max_age: cookies.max_age,
@@ -162,6 +173,30 @@ impl Attempts {
         cookie.set_secure(self.secure);
         lifetime(&mut cookie, cookie::time::Duration::try_from(self.max_age).unwrap_or(cookie::time::Duration::ZERO));
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// Whether this browser signed out explicitly since its last sign-in.
+    pub(crate) fn signed_out_here(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .any(|pair| pair.trim().split_once('=').is_some_and(|(name, _)| name == self.signed_out))
+    }
+
+    /// Remembers an explicit sign-out, for [`SIGNED_OUT_MEMORY`]: the next sign-in asks the provider to let the
+    /// person choose (or confirm) the account, so that on a shared computer the next person does not become the
+    /// previous one. It goes only to the sign-in paths and holds nothing but the fact.
+    pub(crate) fn remember_sign_out(&self) -> HeaderValue {
+        self.header(Cookie::new(self.signed_out.clone(), "1"), |cookie, _| {
+            cookie.set_max_age(cookie::time::Duration::try_from(SIGNED_OUT_MEMORY).unwrap_or_default());
+        })
+    }
+
+    /// Forgets the sign-out, after a sign-in.
+    pub(crate) fn forget_sign_out(&self) -> HeaderValue {
+        self.removal(&self.signed_out.clone())
     }
 
     /// The `Set-Cookie` values that record a new attempt: its own cookie, and the removal of attempts that do not

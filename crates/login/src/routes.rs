@@ -68,7 +68,7 @@ pub(crate) async fn login<H: SignIn>(
     // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.
     login.inner.check.ensure(login.provider()).await?;
     let hint = query.login_hint.as_deref().filter(|hint| plausible_hint(hint));
-    let start = login.inner.flow.begin(hint);
+    let start = login.inner.flow.begin(hint, sessions.attempts().signed_out_here(&headers));
     let cookies = sessions.attempts().start(&headers, start.pending, next).ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
@@ -89,9 +89,18 @@ pub(crate) async fn callback<H: SignIn>(
     let Ok(Query(callback)) = query else {
         return LoginError::BadRequest("The sign-in response is malformed.").into_response();
     };
-    let (taken, clear) = login.sessions().attempts().take(&headers, callback.state.as_deref());
+    if !callback.within_limits() {
+        return LoginError::BadRequest("The sign-in response is malformed.").into_response();
+    }
+    let attempts = login.sessions().attempts();
+    let (taken, clear) = attempts.take(&headers, callback.state.as_deref());
     let mut response = match finish(&login, &auth, taken, callback).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            if attempts.signed_out_here(&headers) {
+                response.headers_mut().append(header::SET_COOKIE, attempts.forget_sign_out());
+            }
+            response
+        }
         Err(err) => err.into_response(),
     };
     if let Some(clear) = clear {
@@ -183,7 +192,9 @@ pub(crate) async fn logout<H: SignIn>(
     }
     auth.sign_out().await?;
     tracing::info!("signed out");
-    Ok(see_other(&home))
+    let mut response = see_other(&home);
+    response.headers_mut().append(header::SET_COOKIE, sessions.attempts().remember_sign_out());
+    Ok(response)
 }
 
 #[cfg(test)]

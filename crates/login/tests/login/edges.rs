@@ -157,3 +157,17 @@ async fn inside_a_nested_router_next_keeps_the_nest_prefix() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/login?next=%2Fapp%2Fme");
 }
+
+#[tokio::test]
+async fn oversized_callback_parameters_get_400_and_never_reach_the_provider() {
+    let site = Site::new();
+    for (code, state) in [("c".repeat(60_000), "s".to_owned()), ("good".to_owned(), "s".repeat(2_000))] {
+        let started = site.start("/login", None).await;
+        let uri = format!("/login/callback?code={code}&state={state}");
+
+        let reply = site.get(&uri, Some(&started.cookie.pair())).await;
+
+        reply.assert_page(StatusCode::BAD_REQUEST, "Bad request");
+    }
+    assert!(site.idp.redeemed().is_empty(), "nothing is sent to the token endpoint");
+}

@@ -92,3 +92,40 @@ async fn a_signed_out_logout_just_goes_home() {
     assert_eq!(reply.location(), "/");
     assert!(site.store.is_untouched().await);
 }
+
+/// The `prompt` of a `/login` reply's redirect to the provider.
+fn prompt_of(reply: &Reply) -> Option<String> {
+    let url = url::Url::parse(reply.location()).expect("the provider's URL");
+    url.query_pairs().find(|(key, _)| key == "prompt").map(|(_, value)| value.into_owned())
+}
+
+#[tokio::test]
+async fn after_a_sign_out_the_next_sign_in_asks_the_provider_to_let_the_person_choose() {
+    let site = Site::new();
+    let first = site.get("/login", None).await;
+    assert_eq!(prompt_of(&first), None, "a first sign-in asks nothing extra");
+    let session = site.sign_in().await;
+    let csrf = site.get("/form", Some(&session)).await.body;
+
+    let out = site.logout(Some(&session), Some(&csrf), &[]).await;
+    let marker = out
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.name.ends_with("_signed_out") && !c.is_removal())
+        .expect("the sign-out is remembered in this browser");
+    assert_eq!(marker.attribute("path"), Some("/login"), "only the sign-in paths see it");
+    assert!(marker.has("httponly") && marker.has("secure"), "{marker:?}");
+
+    let again = site.get("/login", Some(&marker.pair())).await;
+    assert_eq!(prompt_of(&again).as_deref(), Some("login"), "the provider is asked to let the person choose");
+    let started = crate::support::Started::from(again);
+    let back = site
+        .get(&started.callback(&site.idp.good_code()), Some(&format!("{}; {}", started.cookie.pair(), marker.pair())))
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert!(
+        back.set_cookies().iter().any(|c| c.name == marker.name && c.is_removal()),
+        "a sign-in forgets the sign-out: {:?}",
+        back.set_cookies()
+    );
+}

@@ -124,6 +124,9 @@ impl Provider for FakeIdp {
             if let Some(hint) = request.login_hint {
                 query.append_pair("login_hint", hint);
             }
+            if let Some(prompt) = request.prompt {
+                query.append_pair("prompt", prompt);
+            }
         }
         url
     }
@@ -536,7 +539,7 @@ pub struct Started {
 
 impl Started {
     #[track_caller]
-    fn from(reply: Reply) -> Self {
+    pub fn from(reply: Reply) -> Self {
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         let url = Url::parse(reply.location()).expect("an absolute authorize URL");
         assert_eq!(url.origin().ascii_serialization(), "https://idp.example");

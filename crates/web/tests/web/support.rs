@@ -380,7 +380,13 @@ pub fn session_cookie(response: &Response<Body>) -> String {
 
 /// The attempt cookies a response sets (in full), removals included.
 pub fn set_attempt_cookies(response: &Response<Body>) -> Vec<String> {
-    set_cookies(response).into_iter().filter(|set| set.starts_with(ATTEMPT_PREFIX)).collect()
+    set_cookies(response)
+        .into_iter()
+        .filter(|set| {
+            set.starts_with(ATTEMPT_PREFIX)
+                || set.strip_prefix("__Secure-").is_some_and(|s| s.starts_with(ATTEMPT_PREFIX))
+        })
+        .collect()
 }
 
 /// One sign-in under way in a browser: the attempt cookie `/login` set and the `state` it sent to the provider.
