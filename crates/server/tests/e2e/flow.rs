@@ -108,6 +108,45 @@ async fn the_session_survives_closing_the_browser_and_restarting_the_app() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn after_logout_the_provider_is_asked_to_let_the_next_person_sign_in_afresh() {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn(&db).await;
+    let browser = Browser::new();
+    let prompt = |response: &reqwest::Response| {
+        let url = reqwest::Url::parse(&location(response)).expect("the provider's URL");
+        url.query_pairs().find(|(k, _)| k == "prompt").map(|(_, v)| v.into_owned())
+    };
+    // The provider's first page for a sign-in started at /login: its login form, or (when it knows the browser
+    // already) straight on.
+    let provider_asks_to_log_in = |to_provider: String| {
+        let browser = &browser;
+        async move {
+            let interaction = browser.get(&to_provider).await;
+            let page = browser.get(&location(&interaction)).await;
+            page.status() == StatusCode::OK && page.text().await.expect("page").contains("name=\"login\"")
+        }
+    };
+    assert_eq!(prompt(&browser.get(&app.url("/login")).await), None, "a first sign-in asks nothing extra");
+    browser.sign_in(&app, "paula").await;
+    let home = browser.get(&app.url("/")).await.text().await.expect("body");
+
+    let out = browser.post_form(&app.url("/logout"), &[("csrf", &csrf_from(&home))]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+
+    let again = browser.get(&app.url("/login")).await;
+    assert_eq!(prompt(&again).as_deref(), Some("login"), "the provider is asked to authenticate afresh");
+    assert!(provider_asks_to_log_in(location(&again)).await, "the real provider shows its login form again");
+    let marker = |browser: &Browser| {
+        use reqwest::cookie::CookieStore as _;
+        let url = Url::parse(&app.url("/login")).expect("url");
+        browser.jar.cookies(&url).is_some_and(|c| c.to_str().unwrap_or_default().contains("_signed_out="))
+    };
+    assert!(marker(&browser), "the browser remembers the sign-out");
+    assert_eq!(browser.sign_in(&app, "paula").await.status(), StatusCode::SEE_OTHER);
+    assert!(!marker(&browser), "a sign-in forgets the sign-out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn logout_needs_the_csrf_token_and_kills_the_session_everywhere() {
     let (_db, app) = app().await;
     let browser = Browser::new();
@@ -136,8 +175,10 @@ async fn logout_needs_the_csrf_token_and_kills_the_session_everywhere() {
     let out = browser.post_form(&app.url("/logout"), &[("csrf", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out), app.url("/"));
-    let cleared = out.headers().get(header::SET_COOKIE).expect("cookie cleared").to_str().expect("ascii");
+    let set: Vec<&str> = out.headers().get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let cleared = set.iter().find(|c| c.starts_with("signin_session=")).expect("the session cookie is cleared");
     assert!(cleared.starts_with("signin_session=;") || cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(set.iter().any(|c| c.starts_with("signin_session_signed_out=1")), "the sign-out is remembered: {set:?}");
     assert!(browser.get(&app.url("/")).await.text().await.expect("body").contains(LOGIN_BUTTON));
 
     // A copy of the old cookie is worthless: the session is gone from the server.

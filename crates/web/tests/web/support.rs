@@ -367,9 +367,12 @@ pub fn pair(set_cookie: &str) -> String {
 
 /// The `name=value` of the session cookie a response sets, if it sets one with a value.
 pub fn set_session_cookie(response: &Response<Body>) -> Option<String> {
+    // Over https the cookie goes as `__Host-<name>`.
+    let secure = format!("__Host-{SESSION_COOKIE}");
     set_cookie_named(response, SESSION_COOKIE)
+        .or_else(|| set_cookie_named(response, &secure))
         .map(|set| pair(&set))
-        .filter(|pair| pair.len() > SESSION_COOKIE.len() + 1)
+        .filter(|pair| pair.split_once('=').is_some_and(|(_, value)| !value.is_empty()))
 }
 
 /// The `name=value` of the session cookie a response must set.
