@@ -4,6 +4,7 @@ mod attempts;
 mod error;
 mod extract;
 mod hook;
+mod limit;
 mod noise;
 mod provider_check;
 mod routes;
@@ -32,6 +33,7 @@ use url::Url;
 pub use error::{Error, ErrorPage};
 pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
 pub use hook::{KeepClaims, SignIn, SignInError};
+pub use limit::RateLimitSettings;
 pub use settings::{LoginSettings, generate_cookie_key};
 pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens, issuer_name};
 pub use signin_session::{MySqlSessionStore, SessionSettings, sqlx_pool};
@@ -285,6 +287,8 @@ struct LoginInner<H> {
     flow: LoginFlow,
     hook: H,
     check: ProviderCheck,
+    /// One per-client limit shared by the sign-in routes.
+    limit: limit::Limit,
 }
 
 impl<H> Clone for Login<H> {
@@ -320,7 +324,8 @@ impl<H: SignIn> Login<H> {
         let login = &sessions.0.login;
         let flow = LoginFlow::new(provider, login.pending_login);
         let check = ProviderCheck::new(login.provider_check_interval);
-        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check }) })
+        let limit = limit::layer(&login.rate_limit)?;
+        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check, limit }) })
     }
 
     /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), for `Router::merge`.
@@ -330,6 +335,7 @@ impl<H: SignIn> Login<H> {
             .route(&login.login_path, get(routes::login::<H>))
             .route(&login.callback_path, get(routes::callback::<H>))
             .route(&login.logout_path, post(routes::logout::<H>))
+            .route_layer(self.inner.limit.clone())
             .with_state(self.clone())
     }
 

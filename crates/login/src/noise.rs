@@ -18,6 +18,7 @@ static MALFORMED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
 static DUPLICATED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
 static REFUSED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
 static UNKNOWN: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+static LIMITED: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
 
 /// What the request's session cookies looked like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,5 +121,13 @@ pub(crate) fn unknown_session() {
     tracing::debug!("the session cookie names no stored session");
     if let Some(count) = UNKNOWN.add() {
         tracing::info!(count, "requests whose session cookie names no stored session (expired, signed out or made up)");
+    }
+}
+
+/// A sign-in request over the client's rate limit (answered 429).
+pub(crate) fn limited(retry_after_secs: u64) {
+    tracing::debug!(retry_after_secs, "sign-in request over the rate limit");
+    if let Some(count) = LIMITED.add() {
+        tracing::warn!(count, "sign-in requests over the per-client rate limit, answered 429");
     }
 }

@@ -39,6 +39,8 @@ pub struct LoginSettings {
     /// again (default 10 s); zero turns the check off.
     #[serde(with = "signin_domain::duration")]
     pub provider_check_interval: Duration,
+    /// Per-client rate limits of the sign-in routes (`[login.rate_limit]`).
+    pub rate_limit: crate::limit::RateLimitSettings,
 }
 
 impl Default for LoginSettings {
@@ -52,6 +54,7 @@ impl Default for LoginSettings {
             max_attempts: 5,
             cookie_keys: Vec::new(),
             provider_check_interval: Duration::from_secs(10),
+            rate_limit: crate::limit::RateLimitSettings::default(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl fmt::Debug for LoginSettings {
             .field("max_attempts", &self.max_attempts)
             .field("cookie_keys", &format_args!("[{} redacted]", self.cookie_keys.len()))
             .field("provider_check_interval", &self.provider_check_interval)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

@@ -93,7 +93,8 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes` and `login.cookie_keys` take
+/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes`, `login.cookie_keys` and
+/// `login.rate_limit.trusted_proxies` take
 /// comma-separated lists.
 fn app_environment() -> config::Environment {
     config::Environment::with_prefix("APP")
@@ -102,6 +103,7 @@ fn app_environment() -> config::Environment {
         .list_separator(",")
         .with_list_parse_key("oidc.scopes")
         .with_list_parse_key("login.cookie_keys")
+        .with_list_parse_key("login.rate_limit.trusted_proxies")
         .try_parsing(true)
 }
 

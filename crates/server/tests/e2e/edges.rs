@@ -199,3 +199,58 @@ async fn a_restart_under_load_answers_every_request_it_read_and_readiness_fails_
     assert!(answered > 100, "the load ran: {answered} answered");
     assert_eq!(unanswered, 0, "{unanswered} of {sent} requests were sent and not answered ({answered} answered)");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sign_in_routes_answer_429_with_retry_after_beyond_the_per_client_limit() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.login.rate_limit.burst = 5;
+        s.login.rate_limit.per_minute = 6;
+    })
+    .await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut statuses = Vec::new();
+    for n in 0..12 {
+        // A forged X-Forwarded-For from an untrusted peer changes nothing.
+        let response = http.get(app.url("/login")).header("x-forwarded-for", format!("198.51.100.{n}")).send().await;
+        statuses.push(response.expect("answered"));
+    }
+    let limited: Vec<_> = statuses.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(limited.len() >= 6, "{} of 12 limited", limited.len());
+    let retry_after: u64 = limited[0].headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+    let page = http.get(app.url("/login/callback?code=x&state=y")).send().await.expect("answered");
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS, "the callback shares the limit");
+    assert!(page.text().await.expect("body").contains("Too many requests"), "our page");
+    assert_eq!(
+        http.get(app.url("/health/live")).send().await.expect("answered").status(),
+        StatusCode::OK,
+        "only sign-in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.login.rate_limit.burst = 3;
+        s.login.rate_limit.per_minute = 1;
+        s.login.rate_limit.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    })
+    .await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let status = |client: &'static str| {
+        let (http, url) = (http.clone(), app.url("/login"));
+        async move { http.get(url).header("x-forwarded-for", client).send().await.expect("answered").status() }
+    };
+    for _ in 0..3 {
+        assert_ne!(status("198.51.100.1").await, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(status("198.51.100.1").await, StatusCode::TOO_MANY_REQUESTS, "this client is over its limit");
+    assert_ne!(status("198.51.100.2").await, StatusCode::TOO_MANY_REQUESTS, "another client behind the proxy is not");
+    assert_eq!(
+        status("198.51.100.2, 198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the rightmost address is the client: a forged left entry does not escape"
+    );
+}
