@@ -291,6 +291,12 @@ async fn rejects_id_token_issuer_mismatch() {
 }
 
 #[tokio::test]
+async fn rejects_an_issuer_written_without_its_scheme() {
+    // Exact match: `127.0.0.1:port` is not `http://127.0.0.1:port` (openidconnect refuses it as no URL at all).
+    rejected_token(Fault::IdTokenIssuerWithoutScheme).await;
+}
+
+#[tokio::test]
 async fn rejects_missing_aud() {
     rejected_token(Fault::AudMissing).await;
 }

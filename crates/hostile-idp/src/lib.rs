@@ -43,6 +43,8 @@ pub enum Fault {
     DiscoveryRedirect,
     /// The ID token's `iss` is another issuer.
     IdTokenIssuerMismatch,
+    /// The ID token names the issuer without its scheme (as Google may for its own issuer only).
+    IdTokenIssuerWithoutScheme,
     /// The callback's `iss` parameter names another issuer.
     CallbackIssMismatch,
     /// The callback carries no `iss` parameter (like providers without RFC 9207).
@@ -490,6 +492,10 @@ fn id_token(shared: &Shared, scenario: &Scenario, nonce: Option<String>, access_
     }
     match fault {
         Fault::IdTokenIssuerMismatch => drop(claims.insert("iss".into(), json!("https://evil.example"))),
+        Fault::IdTokenIssuerWithoutScheme => {
+            let bare = shared.issuer.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+            drop(claims.insert("iss".into(), json!(bare)));
+        }
         Fault::AudMissing => drop(claims.remove("aud")),
         Fault::AudNotClient => {
             claims.insert("aud".into(), json!("someone-else"));
