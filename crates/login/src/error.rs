@@ -125,6 +125,9 @@ pub(crate) enum LoginError {
     /// `/login` cannot record an attempt (no attempt-cookie key configured).
     #[error("no attempt-cookie key is configured (login.cookie_keys)")]
     NoAttemptKey,
+    /// The account is not from a domain this site accepts (`login.hosted_domains`, `login.email_domains`).
+    #[error("the account's domain is not accepted")]
+    DomainRefused(String),
     /// A sign-out without a valid CSRF token or from another site.
     #[error("the sign-out request failed the CSRF check")]
     Csrf,
@@ -187,6 +190,7 @@ impl LoginError {
                 "Sign-in expired",
                 "This sign-in has expired or was already completed. Please sign in again.",
             ),
+            Self::DomainRefused(why) => ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in refused", why.clone()),
             Self::Csrf => ErrorPage::new(
                 StatusCode::FORBIDDEN,
                 "Request refused",

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod attempts;
+mod domains;
 mod error;
 mod extract;
 mod hook;
@@ -289,6 +290,7 @@ struct LoginInner<H> {
     check: ProviderCheck,
     /// One per-client limit shared by the sign-in routes.
     limit: limit::Limit,
+    domains: domains::DomainRules,
 }
 
 impl<H> Clone for Login<H> {
@@ -325,7 +327,8 @@ impl<H: SignIn> Login<H> {
         let flow = LoginFlow::new(provider, login.pending_login);
         let check = ProviderCheck::new(login.provider_check_interval);
         let limit = limit::layer(&login.rate_limit)?;
-        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check, limit }) })
+        let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
+        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check, limit, domains }) })
     }
 
     /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), for `Router::merge`.

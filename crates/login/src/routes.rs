@@ -134,6 +134,9 @@ async fn finish<H: SignIn>(
             return Err(err.into());
         }
     };
+    if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
+        return Err(LoginError::DomainRefused(why));
+    }
     let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
     let sessions = login.sessions();
     auth.sign_in(&user, sessions.session_settings().absolute_lifetime).await?;

@@ -39,6 +39,11 @@ pub struct LoginSettings {
     /// again (default 10 s); zero turns the check off.
     #[serde(with = "signin_domain::duration")]
     pub provider_check_interval: Duration,
+    /// Google Workspace domains whose accounts may sign in, checked against the `hd` claim of the verified ID
+    /// token (default empty: any account).
+    pub hosted_domains: Vec<String>,
+    /// Email domains whose accounts may sign in, checked against the verified email address (default empty: any).
+    pub email_domains: Vec<String>,
     /// Per-client rate limits of the sign-in routes (`[login.rate_limit]`).
     pub rate_limit: crate::limit::RateLimitSettings,
 }
@@ -54,6 +59,8 @@ impl Default for LoginSettings {
             max_attempts: 5,
             cookie_keys: Vec::new(),
             provider_check_interval: Duration::from_secs(10),
+            hosted_domains: Vec::new(),
+            email_domains: Vec::new(),
             rate_limit: crate::limit::RateLimitSettings::default(),
         }
     }
@@ -70,6 +77,8 @@ impl fmt::Debug for LoginSettings {
             .field("max_attempts", &self.max_attempts)
             .field("cookie_keys", &format_args!("[{} redacted]", self.cookie_keys.len()))
             .field("provider_check_interval", &self.provider_check_interval)
+            .field("hosted_domains", &self.hosted_domains)
+            .field("email_domains", &self.email_domains)
             .field("rate_limit", &self.rate_limit)
             .finish()
     }

@@ -93,8 +93,8 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes`, `login.cookie_keys` and
-/// `login.rate_limit.trusted_proxies` take
+/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes`, `login.cookie_keys`,
+/// `login.hosted_domains`, `login.email_domains` and `login.rate_limit.trusted_proxies` take
 /// comma-separated lists.
 fn app_environment() -> config::Environment {
     config::Environment::with_prefix("APP")
@@ -104,6 +104,8 @@ fn app_environment() -> config::Environment {
         .with_list_parse_key("oidc.scopes")
         .with_list_parse_key("login.cookie_keys")
         .with_list_parse_key("login.rate_limit.trusted_proxies")
+        .with_list_parse_key("login.hosted_domains")
+        .with_list_parse_key("login.email_domains")
         .try_parsing(true)
 }
 

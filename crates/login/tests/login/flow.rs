@@ -259,3 +259,35 @@ async fn session_ids_are_stored_hashed() {
     let me = site.get("/me", Some(&session)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
 }
+
+#[tokio::test]
+async fn an_account_outside_the_hosted_domains_gets_403_naming_them_and_no_session() {
+    let site = Site::with(Options { hosted_domains: vec!["example.com".into()], ..Options::default() });
+
+    let started = site.start("/login", None).await;
+    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+
+    let page = refused.assert_page(StatusCode::FORBIDDEN, "Sign-in refused");
+    assert!(page.message.contains("accepts accounts from example.com"), "{}", page.message);
+    assert!(refused.session_cookie().is_none(), "no session");
+    assert!(site.store.is_untouched().await, "nothing stored");
+
+    site.idp.set_hd(Some("example.com"));
+    let started = site.start("/login", None).await;
+    let accepted = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "a Workspace account of the domain signs in");
+}
+
+#[tokio::test]
+async fn an_email_outside_the_email_domains_gets_403() {
+    let site = Site::with(Options { email_domains: vec!["example.org".into()], ..Options::default() });
+
+    let started = site.start("/login", None).await;
+    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+
+    let page = refused.assert_page(StatusCode::FORBIDDEN, "Sign-in refused");
+    assert!(page.message.contains("example.org"), "{}", page.message);
+    assert!(site.store.is_untouched().await);
+    let allowed = Site::with(Options { email_domains: vec!["example.com".into()], ..Options::default() });
+    allowed.sign_in().await;
+}

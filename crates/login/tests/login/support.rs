@@ -61,6 +61,8 @@ pub struct FakeIdp {
     next_code: AtomicUsize,
     used: Mutex<HashSet<String>>,
     redeemed: Mutex<Vec<Redeemed>>,
+    /// The `hd` claim good codes carry, if any.
+    hd: Mutex<Option<String>>,
 }
 
 impl FakeIdp {
@@ -71,7 +73,13 @@ impl FakeIdp {
             next_code: AtomicUsize::new(0),
             used: Mutex::new(HashSet::new()),
             redeemed: Mutex::new(Vec::new()),
+            hd: Mutex::new(None),
         })
+    }
+
+    /// Makes good codes carry this `hd` claim (a Google Workspace account).
+    pub fn set_hd(&self, hd: Option<&str>) {
+        *self.hd.lock().expect("hd lock") = hd.map(str::to_owned);
     }
 
     /// The claims a good code signs in with.
@@ -144,10 +152,11 @@ impl Provider for FakeIdp {
         if !fresh {
             return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
         }
-        Ok(SignedIn {
-            claims: Self::claims(),
-            tokens: Tokens::new("access-token".into(), None, "id-token".into(), None),
-        })
+        let mut claims = Self::claims();
+        if let Some(hd) = self.hd.lock().expect("hd lock").clone() {
+            claims.additional.insert("hd".into(), serde_json::Value::from(hd));
+        }
+        Ok(SignedIn { claims, tokens: Tokens::new("access-token".into(), None, "id-token".into(), None) })
     }
 
     async fn ping(&self) -> Result<(), AuthError> {
@@ -270,6 +279,8 @@ pub struct Options {
     pub keys: Vec<String>,
     pub pending_login: Duration,
     pub hook: Hook,
+    pub hosted_domains: Vec<String>,
+    pub email_domains: Vec<String>,
 }
 
 impl Default for Options {
@@ -279,6 +290,8 @@ impl Default for Options {
             keys: vec![signin_login::generate_cookie_key()],
             pending_login: Duration::from_secs(600),
             hook: Hook::Keep,
+            hosted_domains: Vec::new(),
+            email_domains: Vec::new(),
         }
     }
 }
@@ -292,6 +305,8 @@ impl Options {
         LoginSettings {
             cookie_keys: self.keys.iter().cloned().map(Into::into).collect(),
             pending_login: self.pending_login,
+            hosted_domains: self.hosted_domains.clone(),
+            email_domains: self.email_domains.clone(),
             ..LoginSettings::default()
         }
     }

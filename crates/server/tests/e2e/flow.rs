@@ -292,3 +292,18 @@ async fn start_up_fails_clearly_when_the_provider_cannot_be_discovered() {
     assert!(err.contains("discovery") && err.contains(&dead_issuer), "{err}");
     assert!(!err.contains("a-secret-value"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_outside_the_allowed_domains_is_refused_with_403_and_nothing_is_stored() {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn_tweaked(&db.url(), |s| s.login.email_domains = vec!["example.org".into()]).await;
+    let browser = Browser::new();
+
+    let refused = browser.sign_in(&app, "rita").await; // rita@example.com at the development provider
+
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await.expect("body");
+    assert!(page.contains("This site accepts accounts from example.org"), "{page}");
+    assert!(page.contains("</html>"), "the site's own page");
+    assert_eq!((app.user_count().await, app.session_count().await), (0, 0), "no row, no session");
+}
