@@ -29,6 +29,9 @@ pub trait UserRepository: Send + Sync {
     /// Finds a user by id.
     async fn find(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
 
+    /// The users with this email address: one per provider account that asserted it (never merged by email).
+    async fn find_by_email(&self, email: &str) -> Result<Vec<User>, RepositoryError>;
+
     /// Whether the store answers; used by the readiness check.
     async fn ping(&self) -> Result<(), RepositoryError>;
 }

@@ -134,7 +134,7 @@ fn wants_json(parts: &Parts) -> bool {
     (accept.contains("application/json") || accept.contains("+json")) && !accept.contains("text/html")
 }
 
-fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
+pub(crate) fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
     if wants_json(parts) {
         return Rejection(RejectionKind::Unauthorized);
     }

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod hook;
 mod limit;
+mod mine;
 mod noise;
 mod provider_check;
 mod routes;
@@ -24,7 +25,7 @@ use axum::routing::{get, post};
 use futures_util::future::BoxFuture;
 use signin_auth::LoginFlow;
 use signin_domain::LocalPath;
-use signin_session::HashedIds;
+use signin_session::{AuthSession, DirectoryEntry, HashedIds};
 use tower::{Layer, Service};
 use tower_sessions::SessionManagerLayer;
 use tower_sessions::session::{Id, Record};
@@ -35,9 +36,12 @@ pub use error::{Error, ErrorPage};
 pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
 pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::RateLimitSettings;
+pub use mine::{ActiveSession, MySessions};
 pub use settings::{LoginSettings, generate_cookie_key};
 pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens, issuer_name};
-pub use signin_session::{MySqlSessionStore, SessionSettings, sqlx_pool};
+pub use signin_session::{
+    MemoryDirectory, MySqlSessionDirectory, MySqlSessionStore, SessionDirectory, SessionSettings, sqlx_pool,
+};
 pub use tower_sessions::SessionStore;
 
 use crate::attempts::{AttemptCookies, Attempts, common_path};
@@ -122,10 +126,27 @@ impl Sessions {
     /// table never holds a working cookie value), and what the extractors need. Add it outermost of the routes
     /// that use the extractors or the sign-in routes.
     pub fn layer<S: SessionStore + Clone>(&self, store: S) -> SessionLayer<S> {
-        SessionLayer {
-            sessions: signin_session::session_layer(SaveWatch(HashedIds::new(store)), &self.0.session),
-            site: self.clone(),
-        }
+        self.layer_with(store, None)
+    }
+
+    /// Like [`Sessions::layer`], with a directory of each person's sessions: sign-ins are recorded in it, the
+    /// [`MySessions`] extractor lists them, and the routes of [`Login::routes`] that end one or all of them work.
+    pub fn layer_with_directory<S: SessionStore + Clone>(
+        &self,
+        store: S,
+        directory: Arc<dyn SessionDirectory>,
+    ) -> SessionLayer<S> {
+        self.layer_with(store, Some(directory))
+    }
+
+    fn layer_with<S: SessionStore + Clone>(
+        &self,
+        store: S,
+        directory: Option<Arc<dyn SessionDirectory>>,
+    ) -> SessionLayer<S> {
+        let control = directory.clone().map(|directory| Control { store: Arc::new(store.clone()), directory });
+        let watch = SaveWatch { store: HashedIds::new(store), directory };
+        SessionLayer { sessions: signin_session::session_layer(watch, &self.0.session), site: self.clone(), control }
     }
 
     /// The public URL.
@@ -185,13 +206,22 @@ impl Sessions {
 pub struct SessionLayer<S: SessionStore> {
     sessions: SessionManagerLayer<SaveWatch<HashedIds<S>>>,
     site: Sessions,
+    control: Option<Control>,
+}
+
+/// What the session routes and [`MySessions`] need besides the request's session: the store under
+/// [`HashedIds`] (asked by stored id) and the directory.
+#[derive(Clone)]
+pub(crate) struct Control {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) directory: Arc<dyn SessionDirectory>,
 }
 
 impl<S: SessionStore + Clone, I> Layer<I> for SessionLayer<S> {
     type Service = SessionService<<SessionManagerLayer<SaveWatch<HashedIds<S>>> as Layer<I>>::Service>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        SessionService { inner: self.sessions.layer(inner), site: self.site.clone() }
+        SessionService { inner: self.sessions.layer(inner), site: self.site.clone(), control: self.control.clone() }
     }
 }
 
@@ -202,8 +232,17 @@ tokio::task_local! {
 
 /// The store as [`SessionLayer`] uses it: it notes a failed save, so that [`SessionService`] can tell the session
 /// middleware's bare 500 for it (the store is down) from anything else, and answer 503.
-#[derive(Clone, Debug)]
-pub struct SaveWatch<S>(S);
+#[derive(Clone)]
+pub struct SaveWatch<S> {
+    store: S,
+    directory: Option<Arc<dyn SessionDirectory>>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for SaveWatch<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveWatch").field("store", &self.store).field("directory", &self.directory.is_some()).finish()
+    }
+}
 
 impl<S> SaveWatch<S> {
     fn noted<T>(result: session_store::Result<T>) -> session_store::Result<T> {
@@ -218,15 +257,31 @@ impl<S> SaveWatch<S> {
 #[async_trait::async_trait]
 impl<S: SessionStore> SessionStore for SaveWatch<S> {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        Self::noted(self.0.create(record).await)
+        Self::noted(self.store.create(record).await)?;
+        // A new signed-in session goes into the directory; failing that, the sign-in fails (503): a session that
+        // "sign out everywhere" could not find must not exist.
+        if let Some(directory) = &self.directory
+            && let Some(owner) = record.data.get(AuthSession::OWNER).and_then(|v| v.as_str())
+        {
+            let since = record.data.get(AuthSession::SINCE).and_then(serde_json::Value::as_i64).unwrap_or_default();
+            let entry = DirectoryEntry {
+                id: HashedIds::<()>::stored_id(&record.id),
+                signed_in_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
+                    .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+                user_agent: record.data.get(AuthSession::AGENT).and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+            };
+            let added = directory.add(owner, &entry).await;
+            Self::noted(added.map_err(|err| session_store::Error::Backend(err.to_string())))?;
+        }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        Self::noted(self.0.save(record).await)
+        Self::noted(self.store.save(record).await)
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let loaded = self.0.load(session_id).await;
+        let loaded = self.store.load(session_id).await;
         if let Ok(None) = loaded {
             noise::unknown_session();
         }
@@ -234,7 +289,14 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
-        self.0.delete(session_id).await
+        self.store.delete(session_id).await?;
+        if let Some(directory) = &self.directory
+            && let Err(err) = directory.remove(&HashedIds::<()>::stored_id(session_id)).await
+        {
+            // The session itself is gone; a listing drops the stale entry.
+            tracing::warn!(error = %err, "removing a session from the directory failed");
+        }
+        Ok(())
     }
 }
 
@@ -243,6 +305,7 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
 pub struct SessionService<I> {
     inner: I,
     site: Sessions,
+    control: Option<Control>,
 }
 
 impl<I> Service<Request<Body>> for SessionService<I>
@@ -262,6 +325,9 @@ where
         let site = self.site.clone();
         let scrubbed = noise::scrub(request.headers_mut(), &site.0.cookie);
         request.extensions_mut().insert(site.clone());
+        if let Some(control) = &self.control {
+            request.extensions_mut().insert(control.clone());
+        }
         let answer = self.inner.call(request);
         Box::pin(SAVE_FAILED.scope(Cell::new(false), async move {
             let mut response = answer.await?;
@@ -338,6 +404,8 @@ impl<H: SignIn> Login<H> {
             .route(&login.login_path, get(routes::login::<H>))
             .route(&login.callback_path, get(routes::callback::<H>))
             .route(&login.logout_path, post(routes::logout::<H>))
+            .route(&login.end_session_path, post(mine::end_one::<H>))
+            .route(&login.end_all_sessions_path, post(mine::end_all::<H>))
             .route_layer(self.inner.limit.clone())
             .with_state(self.clone())
     }

@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use signin_auth::{AuthErrorKind, Callback, LoginFlow};
 use signin_domain::LocalPath;
-use signin_session::AuthSession;
+use signin_session::{AuthSession, SignInDetails};
 
 use crate::attempts::Taken;
 use crate::error::LoginError;
@@ -18,7 +18,7 @@ use crate::extract::Rejection;
 use crate::{Login, SignIn};
 
 /// The request's session, as the layer put it there.
-pub(crate) struct Auth(AuthSession);
+pub(crate) struct Auth(pub(crate) AuthSession);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = Rejection;
@@ -42,7 +42,7 @@ fn plausible_hint(hint: &str) -> bool {
 /// Characters a `Location` header cannot carry as they are: controls, space and everything beyond ASCII.
 const NOT_IN_LOCATION: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let location = utf8_percent_encode(location, NOT_IN_LOCATION).to_string();
     let location = HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/"));
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
@@ -94,7 +94,8 @@ pub(crate) async fn callback<H: SignIn>(
     }
     let attempts = login.sessions().attempts();
     let (taken, clear) = attempts.take(&headers, callback.state.as_deref());
-    let mut response = match finish(&login, &auth, taken, callback).await {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut response = match finish(&login, &auth, taken, callback, user_agent).await {
         Ok(mut response) => {
             if attempts.signed_out_here(&headers) {
                 response.headers_mut().append(header::SET_COOKIE, attempts.forget_sign_out());
@@ -114,6 +115,7 @@ async fn finish<H: SignIn>(
     auth: &AuthSession,
     taken: Taken,
     callback: Callback,
+    user_agent: &str,
 ) -> Result<Response, LoginError> {
     if let Some(refused) = LoginFlow::refusal(&callback) {
         return Err(refused.into());
@@ -139,7 +141,10 @@ async fn finish<H: SignIn>(
     }
     let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
     let sessions = login.sessions();
-    auth.sign_in(&user, sessions.session_settings().absolute_lifetime).await?;
+    let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
+    let details =
+        SignInDetails { lifetime: sessions.session_settings().absolute_lifetime, owner: Some(&owner), user_agent };
+    auth.sign_in(&user, details).await?;
     tracing::info!(oidc.issuer = %login.provider().issuer(), "signed in");
     Ok(see_other(&sessions.url(next.as_ref())))
 }

@@ -22,6 +22,10 @@ pub struct LoginSettings {
     pub callback_path: String,
     /// Where the sign-out form posts (default `/logout`).
     pub logout_path: String,
+    /// Where the person's "Sign out" of one of their sessions posts (default `/sessions/end`).
+    pub end_session_path: String,
+    /// Where "Sign out everywhere" posts (default `/sessions/end-all`).
+    pub end_all_sessions_path: String,
     /// Where a sign-out, and a sign-in without `next`, lead (default `/`).
     pub home_path: String,
     /// How long a started sign-in may take until the provider sends the browser back (default 10 minutes). The
@@ -54,6 +58,8 @@ impl Default for LoginSettings {
             login_path: "/login".to_owned(),
             callback_path: "/login/callback".to_owned(),
             logout_path: "/logout".to_owned(),
+            end_session_path: "/sessions/end".to_owned(),
+            end_all_sessions_path: "/sessions/end-all".to_owned(),
             home_path: "/".to_owned(),
             pending_login: Duration::from_secs(10 * 60),
             max_attempts: 5,
@@ -72,6 +78,8 @@ impl fmt::Debug for LoginSettings {
             .field("login_path", &self.login_path)
             .field("callback_path", &self.callback_path)
             .field("logout_path", &self.logout_path)
+            .field("end_session_path", &self.end_session_path)
+            .field("end_all_sessions_path", &self.end_all_sessions_path)
             .field("home_path", &self.home_path)
             .field("pending_login", &self.pending_login)
             .field("max_attempts", &self.max_attempts)
@@ -91,6 +99,8 @@ impl LoginSettings {
             ("login.login_path", &self.login_path),
             ("login.callback_path", &self.callback_path),
             ("login.logout_path", &self.logout_path),
+            ("login.end_session_path", &self.end_session_path),
+            ("login.end_all_sessions_path", &self.end_all_sessions_path),
             ("login.home_path", &self.home_path),
         ] {
             // `{`, `}` and `*` would be route parameters and wildcards to the router.

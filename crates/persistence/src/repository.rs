@@ -156,6 +156,13 @@ impl MySqlUserRepository {
         row.map(User::try_from).transpose()
     }
 
+    async fn by_email(&self, email: &str) -> Result<Vec<User>, PersistenceError> {
+        let mut conn = self.pool.get().await?;
+        let rows: Vec<UserRow> =
+            users::table.filter(users::email.eq(email)).select(UserRow::as_select()).load(&mut conn).await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
     #[tracing::instrument(skip_all)]
     async fn select_one(&self) -> Result<(), PersistenceError> {
         let mut conn = self.pool.get().await?;
@@ -172,6 +179,10 @@ impl UserRepository for MySqlUserRepository {
 
     async fn find(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
         Ok(self.find_by_id(id).await?)
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Vec<User>, RepositoryError> {
+        Ok(self.by_email(email).await?)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {

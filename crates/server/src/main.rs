@@ -1,14 +1,15 @@
-//! `signin [serve [--no-migrate] | migrate | check-config | generate-key]`
+//! `signin [serve [--no-migrate] | migrate | check-config | generate-key | sessions revoke --user <email>]`
 
 use anyhow::bail;
-use signin::{Application, Settings, init_tracing, migrate};
+use signin::{Application, Settings, init_tracing, migrate, revoke_sessions};
 
 /// mimalloc instead of the system allocator: a signed-in request allocates and frees many small buffers (headers,
 /// the session's record, the page), and glibc's malloc was a quarter of the request's time (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: signin [serve [--no-migrate] | migrate | check-config | generate-key]";
+const USAGE: &str =
+    "usage: signin [serve [--no-migrate] | migrate | check-config | generate-key | sessions revoke --user <email>]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,6 +44,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations are up to date");
         }
         ("check-config", []) => tracing::info!("configuration is valid"),
+        ("sessions", ["revoke", "--user", email]) => {
+            let ended = revoke_sessions(&settings, email).await?;
+            tracing::info!(sessions = ended, "ended every session of the users with that email address");
+        }
         _ => bail!("{USAGE}"),
     }
     Ok(())

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use signin_domain::UserRepository;
 use signin_login::{Login, MySqlSessionStore, Sessions};
 use signin_persistence::MySqlUserRepository;
-use signin_session::{CachedStore, MySqlChangeFeed};
+use signin_session::{CachedStore, MySqlChangeFeed, MySqlSessionDirectory, SessionDirectory};
 use signin_web::{App, HealthCheck, RecordUsers, Templates};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,6 +20,27 @@ use crate::serve::{ConnectionSettings, Draining};
 /// Runs the embedded migrations (the `migrate` command).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     signin_persistence::run_migrations(&settings.database).await.context("running the database migrations")
+}
+
+/// Ends every session of the users with this email address (the `sessions revoke --user` command), on every
+/// instance within the cache's coherence bound. Returns how many sessions were ended.
+pub async fn revoke_sessions(settings: &Settings, email: &str) -> anyhow::Result<usize> {
+    let users =
+        MySqlUserRepository::new(signin_persistence::pool(&settings.database).context("building the user-store pool")?);
+    let pool = signin_login::sqlx_pool(&settings.database.url, 2, settings.database.connect_timeout)
+        .context("building the session-store pool")?;
+    let store = MySqlSessionStore::new(pool.clone()).context("opening the session store")?;
+    // Through the cache, so that the deletions reach the change feed and every instance drops them.
+    let store = CachedStore::new(store, Arc::new(MySqlChangeFeed::new(pool.clone())), settings.session.cache.clone());
+    let directory = MySqlSessionDirectory::new(pool);
+    let mut ended = 0;
+    for user in users.find_by_email(email).await.context("looking the user up")? {
+        let owner = signin_session::owner_key(user.issuer.as_ref(), user.subject.as_ref());
+        ended += signin_session::end_all_sessions(&store, &directory, &owner)
+            .await
+            .map_err(|err| anyhow::anyhow!("ending the sessions failed: {err}"))?;
+    }
+    Ok(ended)
 }
 
 /// A built application, bound to its port, ready to serve.
@@ -64,7 +85,8 @@ impl Application {
         .context("building the session-store pool")?;
         let store = MySqlSessionStore::new(session_pool.clone()).context("opening the session store")?;
         let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
-        let feed = Arc::new(MySqlChangeFeed::new(session_pool));
+        let feed = Arc::new(MySqlChangeFeed::new(session_pool.clone()));
+        let directory: Arc<dyn SessionDirectory> = Arc::new(MySqlSessionDirectory::new(session_pool));
         let cached = CachedStore::new(store.clone(), feed, settings.session.cache.clone());
         let feed_reader = cached.spawn_feed_reader();
 
@@ -85,6 +107,7 @@ impl Application {
             templates: Templates::new().context("loading the templates")?,
             settings: settings.web,
             health,
+            directory: Some(directory),
         };
         let router = signin_web::router(app, cached);
         let connections = settings.server.connections();

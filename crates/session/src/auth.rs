@@ -27,6 +27,12 @@ impl AuthSession {
     const SEEN: &'static str = "auth.seen";
     /// When the session's absolute lifetime ends (Unix milliseconds).
     const UNTIL: &'static str = "auth.until";
+    /// Whose session it is ([`crate::owner_key`]), for the session directory.
+    pub const OWNER: &'static str = "auth.owner";
+    /// When the person signed in (Unix milliseconds).
+    pub const SINCE: &'static str = "auth.since";
+    /// The browser's `User-Agent` at sign-in.
+    pub const AGENT: &'static str = "auth.agent";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -73,16 +79,39 @@ impl AuthSession {
     /// gives it a new id (the old id, which may have been planted by an attacker, is deleted: session fixation),
     /// and stores the user, a fresh CSRF token, the time last seen and the end of its absolute `lifetime`. The
     /// session lives per the layer's inactivity expiry, and never past `lifetime`.
-    pub async fn sign_in<U: Serialize + Send + Sync>(&self, user: &U, lifetime: Duration) -> Result<(), SessionError> {
+    pub async fn sign_in<U: Serialize + Send + Sync>(
+        &self,
+        user: &U,
+        details: SignInDetails<'_>,
+    ) -> Result<(), SessionError> {
         self.0.clear().await;
         self.0.cycle_id().await?;
         let now = now_unix_ms();
-        let lifetime = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+        let lifetime = i64::try_from(details.lifetime.as_millis()).unwrap_or(i64::MAX);
         self.0.insert(Self::USER, user).await?;
         self.0.insert(Self::CSRF, new_csrf_token()).await?;
         self.0.insert(Self::SEEN, now).await?;
+        self.0.insert(Self::SINCE, now).await?;
         self.0.insert(Self::UNTIL, now.saturating_add(lifetime)).await?;
+        if let Some(owner) = details.owner {
+            self.0.insert(Self::OWNER, owner).await?;
+            let agent: String = details.user_agent.chars().take(crate::MAX_USER_AGENT).collect();
+            self.0.insert(Self::AGENT, agent).await?;
+        }
         Ok(())
+    }
+
+    /// Whose session it is ([`crate::owner_key`]), when someone is signed in and it was recorded.
+    pub async fn owner(&self) -> Result<Option<String>, SessionError> {
+        if self.signed_in_user().await?.is_none() {
+            return Ok(None);
+        }
+        Ok(self.0.get::<String>(Self::OWNER).await.ok().flatten())
+    }
+
+    /// The session's id as the store holds it ([`crate::HashedIds::stored_id`] of the cookie's), once it has one.
+    pub fn stored_id(&self) -> Option<tower_sessions::session::Id> {
+        self.0.id().map(|id| crate::HashedIds::<()>::stored_id(&id))
     }
 
     /// The CSRF token of the signed-in session, to put in forms.
@@ -150,6 +179,24 @@ impl AuthSession {
 }
 
 /// 32 random bytes from the thread's CSPRNG, base64url without padding (43 characters).
+/// What a sign-in records besides the user.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInDetails<'a> {
+    /// The absolute lifetime of the session.
+    pub lifetime: Duration,
+    /// Whose session it is ([`crate::owner_key`]), for the session directory; `None` keeps it out of any.
+    pub owner: Option<&'a str>,
+    /// The browser's `User-Agent`.
+    pub user_agent: &'a str,
+}
+
+impl SignInDetails<'_> {
+    /// A session of this lifetime that no directory lists.
+    pub fn lasting(lifetime: Duration) -> Self {
+        SignInDetails { lifetime, owner: None, user_agent: "" }
+    }
+}
+
 fn new_csrf_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cache;
+mod directory;
 mod error;
 mod hashed;
 mod store;
@@ -13,9 +14,13 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
-pub use auth::AuthSession;
+pub use auth::{AuthSession, SignInDetails};
 pub use cache::{
     ALL_SESSIONS, BoxError, CacheSettings, CachedStore, Change, ChangeFeed, MySqlChangeFeed, REVALIDATE_AFTER,
+};
+pub use directory::{
+    DirectoryEntry, LiveSession, MAX_USER_AGENT, MemoryDirectory, MySqlSessionDirectory, SessionDirectory,
+    end_all_sessions, end_session, live_sessions, owner_key,
 };
 pub use error::SessionError;
 pub use hashed::HashedIds;

@@ -25,10 +25,14 @@ use signin_login::SessionStore;
 /// first read, so the routes that never read one (assets, health) never touch the store.
 pub fn router<S: SessionStore + Clone>(app: App, store: S) -> Router {
     let state = AppState::new(app);
-    let sessions = state.login.sessions().layer(store);
+    let sessions = match &state.directory {
+        Some(directory) => state.login.sessions().layer_with_directory(store, directory.clone()),
+        None => state.login.sessions().layer(store),
+    };
     let routes = Router::new()
         .merge(routes::home::router())
         .merge(routes::api::router())
+        .merge(routes::sessions::router())
         .merge(state.login.routes())
         .merge(routes::assets::router())
         .merge(health::router())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::Deserialize;
-use signin_login::{GOOGLE_ISSUER, Login, issuer_name};
+use signin_login::{GOOGLE_ISSUER, Login, SessionDirectory, issuer_name};
 
 use crate::routes::home::LoginContext as LoginPage;
 use crate::{HealthCheck, RecordUsers, Templates};
@@ -38,6 +38,8 @@ pub struct App {
     pub settings: WebSettings,
     /// What `/health/ready` checks.
     pub health: Vec<Arc<dyn HealthCheck>>,
+    /// The directory of each person's sessions, for the sessions page (`/sessions`); `None`: no such page.
+    pub directory: Option<Arc<dyn SessionDirectory>>,
 }
 
 /// The state handlers receive: one `App` behind an `Arc`.
@@ -98,6 +100,7 @@ impl AppState {
             google: issuer == GOOGLE_ISSUER,
             login_url: sessions.login_url(None),
             logout_url: sessions.logout_url(),
+            sessions_url: self.directory.is_some().then(|| sessions.url(crate::routes::sessions::PATH)),
         }
     }
 }
@@ -113,6 +116,8 @@ pub(crate) struct PageContext {
     pub google: bool,
     pub login_url: String,
     pub logout_url: String,
+    /// The person's sessions page, when there is one.
+    pub sessions_url: Option<String>,
 }
 
 impl std::ops::Deref for AppState {

@@ -11,6 +11,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("login.html", include_str!("../../../templates/login.html")),
     ("profile.html", include_str!("../../../templates/profile.html")),
     ("error.html", include_str!("../../../templates/error.html")),
+    ("sessions.html", include_str!("../../../templates/sessions.html")),
 ];
 
 /// One minijinja environment, built once at start-up and shared.

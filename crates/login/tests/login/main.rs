@@ -19,4 +19,5 @@ mod edges;
 mod extractors;
 mod flow;
 mod logout;
+mod mine;
 mod support;

@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest as _;
 use signin_auth::{AuthError, AuthorizationRequest};
 use signin_login::{
-    Api, Claims, CsrfToken, CurrentUser, ErrorPage, Login, LoginSettings, MaybeUser, Provider, SessionSettings,
-    SessionStore, Sessions, SignIn, SignInError, SignedIn, Tokens,
+    ActiveSession, Api, Claims, CsrfToken, CurrentUser, ErrorPage, Login, LoginSettings, MaybeUser, MemoryDirectory,
+    MySessions, Provider, SessionSettings, SessionStore, Sessions, SignIn, SignInError, SignedIn, Tokens,
 };
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
@@ -281,6 +281,8 @@ pub struct Options {
     pub hook: Hook,
     pub hosted_domains: Vec<String>,
     pub email_domains: Vec<String>,
+    /// Keep a directory of each person's sessions.
+    pub directory: bool,
 }
 
 impl Default for Options {
@@ -292,6 +294,7 @@ impl Default for Options {
             hook: Hook::Keep,
             hosted_domains: Vec::new(),
             email_domains: Vec::new(),
+            directory: false,
         }
     }
 }
@@ -321,7 +324,12 @@ impl Options {
         let idp = FakeIdp::new();
         let login = Login::new(sessions.clone(), idp.clone(), self.hook).expect("a login with a key");
         let store = Store::default();
-        let app = routes(&login).layer(sessions.layer(store.clone()));
+        let layer = if self.directory {
+            sessions.layer_with_directory(store.clone(), Arc::new(MemoryDirectory::default()))
+        } else {
+            sessions.layer(store.clone())
+        };
+        let app = routes(&login).layer(layer);
         Site { app, store, idp, sessions }
     }
 }
@@ -337,6 +345,13 @@ async fn maybe(MaybeUser(user): MaybeUser<Claims>) -> String {
     }
 }
 
+async fn mine(mine: Option<MySessions>) -> Json<Option<Vec<ActiveSession>>> {
+    match mine {
+        Some(mine) => Json(Some(mine.list().await.expect("listed"))),
+        None => Json(None),
+    }
+}
+
 async fn form(token: CsrfToken) -> String {
     token.as_str().to_owned()
 }
@@ -348,6 +363,7 @@ pub fn routes(login: &Login<Hook>) -> Router {
         .route("/me", get(me))
         .route("/maybe", get(maybe))
         .route("/form", get(form))
+        .route("/mine", get(mine))
         .merge(api)
         .merge(login.routes())
 }

@@ -129,3 +129,20 @@ async fn finding_a_missing_id_gives_none() {
     assert_eq!(fx.repo.find(UserId::new(12345)).await.expect("query ok"), None);
     fx.repo.ping().await.expect("ping ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_email_at_two_providers_is_two_users_and_both_are_found_by_it() {
+    let fx = Fixture::new().await;
+    let at = now();
+    let google = fx.repo.record_login(&identity(GOOGLE, "1", "ada@example.com", "Ada", None), at).await.expect("ok");
+    let other = identity("https://idp.example", "1", "ada@example.com", "Ada", None);
+    let elsewhere = fx.repo.record_login(&other, at).await.expect("ok");
+    fx.repo.record_login(&identity(GOOGLE, "2", "bob@example.com", "Bob", None), at).await.expect("ok");
+
+    let found = fx.repo.find_by_email("ada@example.com").await.expect("query ok");
+
+    assert_ne!(google.id, elsewhere.id, "never merged by email");
+    let ids: HashSet<_> = found.iter().map(|user| user.id).collect();
+    assert_eq!(ids, HashSet::from([google.id, elsewhere.id]));
+    assert!(fx.repo.find_by_email("nobody@example.com").await.expect("query ok").is_empty());
+}

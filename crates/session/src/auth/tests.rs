@@ -6,7 +6,7 @@ use signin_domain::{Identity, ProfileClaims, User, UserId};
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, Session, SessionStore as _};
 
-use super::AuthSession;
+use super::{AuthSession, SignInDetails};
 
 fn user() -> User {
     let identity = Identity::from_claims(ProfileClaims {
@@ -57,7 +57,7 @@ async fn sign_in_gives_the_session_a_new_id_and_deletes_the_old_one() {
     // Act
     let ada = user();
     let (raw, auth) = session(&store, Some(before));
-    auth.sign_in(&ada, LIFETIME).await.expect("signed in");
+    auth.sign_in(&ada, SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     let after = end_request(&raw).await;
 
     // Assert
@@ -75,8 +75,8 @@ async fn each_sign_in_gets_a_fresh_csrf_token() {
     let (_, first) = session(&store, None);
     let (_, second) = session(&store, None);
 
-    first.sign_in(&user(), LIFETIME).await.expect("signed in");
-    second.sign_in(&user(), LIFETIME).await.expect("signed in");
+    first.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
+    second.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
 
     assert_ne!(first.csrf_token().await.expect("read"), second.csrf_token().await.expect("read"));
 }
@@ -88,7 +88,7 @@ async fn csrf_verification_accepts_only_the_session_token() {
     assert!(!auth.verify_csrf("anything").await.expect("checked"), "no token before sign-in");
     assert!(!auth.verify_csrf("").await.expect("checked"));
 
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     let token = auth.csrf_token().await.expect("read").expect("a token");
 
     assert!(auth.verify_csrf(&token).await.expect("checked"));
@@ -103,7 +103,7 @@ async fn touch_writes_only_when_last_seen_is_stale() {
     // Arrange: a signed-in session, saved.
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     let id = end_request(&raw).await;
 
     // Act + Assert: fresh, so a touch changes nothing.
@@ -128,7 +128,7 @@ async fn current_user_reads_the_user_and_touches_a_stale_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
     let ada = user();
-    auth.sign_in(&ada, LIFETIME).await.expect("signed in");
+    auth.sign_in(&ada, SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -171,7 +171,7 @@ async fn touch_leaves_anonymous_sessions_alone() {
 async fn sign_out_deletes_the_session() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
@@ -186,7 +186,7 @@ async fn sign_out_deletes_the_session() {
 async fn an_unreadable_user_counts_as_signed_out() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     raw.insert("auth.user", "not a user").await.expect("stored");
 
     assert_eq!(auth.user::<User>().await.expect("read"), None);
@@ -201,7 +201,7 @@ async fn a_service_reads_the_fields_it_knows() {
     }
     let store = Arc::new(MemoryStore::default());
     let (_, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     assert_eq!(auth.user::<Slim>().await.expect("read"), Some(Slim { email: "ada@example.com".into() }));
 }
 
@@ -209,12 +209,12 @@ async fn a_service_reads_the_fields_it_knows() {
 async fn a_new_sign_in_keeps_nothing_of_the_session_before_it() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     raw.insert("another.service", "the first person's data").await.expect("stored");
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in again");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in again");
 
     assert_eq!(raw.get::<String>("another.service").await.expect("read"), None);
     assert!(auth.is_signed_in().await.expect("read"));
@@ -224,7 +224,7 @@ async fn a_new_sign_in_keeps_nothing_of_the_session_before_it() {
 async fn a_session_past_its_absolute_lifetime_is_signed_out_and_deleted() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), Duration::from_millis(50)).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(Duration::from_millis(50))).await.expect("signed in");
     let id = end_request(&raw).await;
     let (_, auth) = session(&store, Some(id));
     assert!(auth.is_signed_in().await.expect("read"), "signed in within the lifetime");
@@ -241,7 +241,7 @@ async fn a_session_past_its_absolute_lifetime_is_signed_out_and_deleted() {
 async fn a_session_with_no_recorded_lifetime_is_not_signed_in() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
-    auth.sign_in(&user(), LIFETIME).await.expect("signed in");
+    auth.sign_in(&user(), SignInDetails::lasting(LIFETIME)).await.expect("signed in");
     raw.remove_value("auth.until").await.expect("removed");
     let id = end_request(&raw).await;
 

@@ -43,7 +43,9 @@ async fn app(req: Request<()>, slow_gate: Arc<Notify>) -> Result<Response<String
     let auth = AuthSession::new(session);
     let body = match req.uri().path() {
         "/signin" => {
-            auth.sign_in(&user(), std::time::Duration::from_secs(3600)).await.expect("signed in");
+            auth.sign_in(&user(), signin_session::SignInDetails::lasting(std::time::Duration::from_secs(3600)))
+                .await
+                .expect("signed in");
             "signed in".to_owned()
         }
         "/me" => auth.user::<User>().await.expect("read").map_or("anonymous".to_owned(), |u| u.email.to_string()),

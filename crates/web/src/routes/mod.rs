@@ -3,6 +3,7 @@
 pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod home;
+pub(crate) mod sessions;
 
 use axum::http::StatusCode;
 use signin_login::ErrorPage;

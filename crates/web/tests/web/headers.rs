@@ -201,3 +201,24 @@ async fn hsts_is_sent_only_when_the_site_is_served_over_https() {
     assert!(response.headers().get(header::STRICT_TRANSPORT_SECURITY).is_some());
     assert_no_store(&response);
 }
+
+#[tokio::test]
+async fn the_sessions_page_lists_this_browser_and_carries_every_protective_header() {
+    let app = TestApp::new();
+    let cookie = sign_in(&app).await;
+    let profile = body_text(app.get("/", Some(&cookie)).await).await;
+    assert!(profile.contains("href=\"/sessions\""), "the profile links to it: {profile}");
+
+    let response = app.get("/sessions", Some(&cookie)).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_html(&response);
+    assert_protective_headers(&response);
+    assert_no_store(&response);
+    let html = body_text(response).await;
+    assert!(html.contains("This browser"), "{html}");
+    assert!(html.contains("action=\"/sessions/end-all\""), "{html}");
+    assert!(html.contains(EMAIL), "{html}");
+    let signed_out = app.get("/sessions", None).await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER, "signed out: to the sign-in page");
+}

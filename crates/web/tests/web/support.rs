@@ -186,6 +186,10 @@ impl UserRepository for FakeUsers {
         Ok(None)
     }
 
+    async fn find_by_email(&self, _email: &str) -> Result<Vec<User>, RepositoryError> {
+        Ok(Vec::new())
+    }
+
     async fn ping(&self) -> Result<(), RepositoryError> {
         Ok(())
     }
@@ -308,6 +312,7 @@ impl TestApp {
             templates: Templates::new().expect("templates"),
             settings: WebSettings { max_body_bytes: options.max_body_bytes, ..WebSettings::default() },
             health: options.health,
+            directory: Some(std::sync::Arc::new(signin_login::MemoryDirectory::default())),
         };
         let store = options.store.unwrap_or_default();
         Self { router: signin_web::router(app, store.clone()), users, provider, store }
