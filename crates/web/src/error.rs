@@ -31,6 +31,8 @@ struct ErrorContext<'a> {
     status: u16,
     title: &'a str,
     message: &'a str,
+    /// The request id, for the person to quote.
+    reference: Option<&'a str>,
 }
 
 /// Renders error pages in the site's layout: for responses that carry an [`ErrorPage`] (the login library's and
@@ -61,6 +63,7 @@ pub(crate) fn render_error_pages(state: &AppState, response: Response) -> Respon
                 status: page.status.as_u16(),
                 title: &page.title,
                 message: &page.message,
+                reference: response.headers().get("x-request-id").and_then(|id| id.to_str().ok()),
             },
         )
     };

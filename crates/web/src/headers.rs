@@ -9,10 +9,15 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use signin_login::{SessionLayer, SessionStore};
+use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
+
+use axum::extract::ConnectInfo;
+use ipnet::IpNet;
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -83,9 +88,45 @@ impl ResponseHeaders {
     }
 }
 
-/// Wraps the routes in the session layer and the protective layers, outermost first: tracing, security headers,
-/// error pages, request timeout, panic catcher, body limit, sessions. One stack around the whole router, with no
-/// boxing between the layers: each response mapper is a plain function of the response.
+/// Request ids: 16 hex characters from the thread's CSPRNG, short enough to quote from an error page. (A UUID
+/// would do as well but reads worse aloud; tower-http has no short generator.)
+#[derive(Clone, Copy)]
+struct ShortId;
+
+impl MakeRequestId for ShortId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id: u64 = rand::random();
+        HeaderValue::from_str(&format!("{id:016x}")).ok().map(RequestId::new)
+    }
+}
+
+/// The request id header.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An incoming `X-Request-Id` is kept only from a trusted proxy, and only when it is a plain token of at most 64
+/// characters; otherwise the request gets an id of its own.
+fn keep_request_id_from_trusted(trusted: &[IpNet], request: &mut Request<Body>) {
+    let Some(value) = request.headers().get(&REQUEST_ID) else { return };
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let plain = value.len() <= 64
+        && !value.is_empty()
+        && value.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !(plain && peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)))) {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+}
+
+/// The span of a request: its id, method and path (never the query, which may carry a code or a state). Every
+/// log line written while the request is handled carries it.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+/// Wraps the routes in the session layer and the protective layers, outermost first: request id, tracing,
+/// security headers, error pages, the request id on the response, request timeout, panic catcher, body limit,
+/// sessions. One stack around the whole router, with no boxing between the layers: each response mapper is a plain
+/// function of the response.
 pub(crate) fn protect<S: SessionStore + Clone>(
     routes: Router,
     sessions: SessionLayer<S>,
@@ -95,13 +136,25 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let settings = &state.settings;
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
+    let trusted: Arc<[IpNet]> = state.login.sessions().login_settings().rate_limit.trusted_proxies.clone().into();
     ServiceBuilder::new()
+        .map_request(move |mut request: Request<Body>| {
+            keep_request_id_from_trusted(&trusted, &mut request);
+            request
+        })
+        .layer(SetRequestIdLayer::new(REQUEST_ID, ShortId))
         // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page mapper for
         // the layers' own 5xx); the trace layer's own "response failed" line would be a second one.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .map_response(Response::into_response)
         .map_response(move |response| headers.apply(response))
         .map_response(move |response| render_error_pages(&pages, response))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .map_response(Response::into_response)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .map_response(Response::into_response)
         .layer(CatchPanicLayer::custom(panic_response))

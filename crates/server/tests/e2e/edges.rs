@@ -254,3 +254,22 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
         "the rightmost address is the client: a forged left entry does not escape"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incoming_request_id_is_kept_only_from_a_trusted_proxy() {
+    let db = TestDb::create().await.expect("test database");
+    let direct = app_with(&db, |_| {}).await;
+    let proxied =
+        app_with(&db, |s| s.login.rate_limit.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")]).await;
+    let id_of = |app: &TestApp, sent: &'static str| {
+        let url = app.url("/health/live");
+        async move {
+            let response = reqwest::Client::new().get(url).header("x-request-id", sent).send().await.expect("answered");
+            response.headers()["x-request-id"].to_str().expect("ascii").to_owned()
+        }
+    };
+
+    assert_ne!(id_of(&direct, "from-a-client").await, "from-a-client", "a client cannot choose its id");
+    assert_eq!(id_of(&proxied, "from-the-proxy").await, "from-the-proxy", "the trusted proxy's id is kept");
+    assert_ne!(id_of(&proxied, "bad id;x").await, "bad id;x", "only plain tokens");
+}

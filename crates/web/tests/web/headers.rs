@@ -222,3 +222,69 @@ async fn the_sessions_page_lists_this_browser_and_carries_every_protective_heade
     let signed_out = app.get("/sessions", None).await;
     assert_eq!(signed_out.status(), StatusCode::SEE_OTHER, "signed out: to the sign-in page");
 }
+
+fn request_id(response: &axum::http::Response<axum::body::Body>) -> String {
+    let id = response.headers().get("x-request-id").expect("a request id").to_str().expect("ascii").to_owned();
+    assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    id
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_error_pages_show_it() {
+    let app = TestApp::new();
+
+    let home = app.get("/", None).await;
+    let missing = app.get("/no/such/page", None).await;
+
+    assert_ne!(request_id(&home), request_id(&missing), "one per request");
+    let id = request_id(&missing);
+    let html = body_text(missing).await;
+    assert!(html.contains(&format!("Reference: <code>{id}</code>")), "{html}");
+}
+
+#[tokio::test]
+async fn a_request_id_sent_by_the_client_is_not_taken_from_anyone_but_a_trusted_proxy() {
+    let app = TestApp::new();
+    let mut request = axum::http::Request::get("/").body(axum::body::Body::empty()).expect("request");
+    request.headers_mut().insert("x-request-id", axum::http::HeaderValue::from_static("forged-id"));
+
+    let response = app.send(request).await;
+
+    assert_ne!(request_id(&response), "forged-id");
+}
+
+/// A log sink for one test.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_log_lines_of_a_request_carry_its_id() {
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new();
+    let ids = std::sync::Mutex::new(Vec::new());
+
+    sign_in_inspecting(&app, |response| ids.lock().expect("lock").push(request_id(response))).await;
+
+    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+    let callback_id = ids.lock().expect("lock").last().cloned().expect("the callback's id");
+    let signed_in = written.lines().find(|line| line.contains("signed in")).expect("the sign-in is logged");
+    assert!(signed_in.contains(&format!("id={callback_id}")), "{signed_in}");
+    assert!(!written.contains("code="), "no query strings in the log: {written}");
+}
