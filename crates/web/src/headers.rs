@@ -95,8 +95,13 @@ struct ShortId;
 
 impl MakeRequestId for ShortId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let id: u64 = rand::random();
-        HeaderValue::from_str(&format!("{id:016x}")).ok().map(RequestId::new)
+        let mut text = [0u8; 16];
+        for (n, digit) in text.iter_mut().enumerate() {
+            *digit = HEX[usize::try_from((id >> (60 - 4 * n)) & 0xf).unwrap_or(0)];
+        }
+        HeaderValue::from_bytes(&text).ok().map(RequestId::new)
     }
 }
 
