@@ -47,11 +47,22 @@ impl HttpClient {
 
     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let request = reqwest::Request::try_from(request).map_err(|_| HttpError::Build)?;
+        // The endpoint by its path (discovery, keys, token, userinfo): a few values per provider.
+        let endpoint = request.url().path().to_owned();
+        let started = std::time::Instant::now();
         // reqwest's own timeout covers the body too, but the outer one makes the bound obvious.
-        match tokio::time::timeout(self.timeout, self.fetch(request)).await {
+        let result = match tokio::time::timeout(self.timeout, self.fetch(request)).await {
             Ok(result) => result,
             Err(_) => Err(HttpError::Timeout),
-        }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(HttpError::Timeout) => "timeout",
+            Err(_) => "error",
+        };
+        metrics::histogram!("signin_provider_request_seconds", "endpoint" => endpoint, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     async fn fetch(&self, request: reqwest::Request) -> Result<HttpResponse, HttpError> {

@@ -140,6 +140,32 @@ pub(crate) enum LoginError {
 }
 
 impl LoginError {
+    /// The reason of a failed sign-in, as the `outcome` label of the `signin_sign_ins_total` metric.
+    pub(crate) fn reason(&self) -> &'static str {
+        use signin_auth::AuthError as A;
+        match self {
+            Self::Auth(A::Denied { .. }) => "denied",
+            Self::Auth(A::StateMismatch) => "state",
+            Self::Auth(A::LoginExpired) => "expired",
+            Self::Auth(A::CallbackIssuerMismatch) => "issuer",
+            Self::Auth(A::MissingCode) => "missing_code",
+            Self::Auth(A::CodeRejected { .. }) => "code_rejected",
+            Self::Auth(A::InvalidIdToken { .. } | A::UserInfoSubjectMismatch) => "invalid_token",
+            Self::Auth(A::ProviderUnavailable { .. }) => "provider_error",
+            Self::Auth(A::ProviderTimeout) => "provider_timeout",
+            Self::Auth(_) => "provider_error",
+            Self::Hook(SignInError::Refused(_)) => "refused",
+            Self::Hook(SignInError::Invalid { .. }) => "invalid",
+            Self::Hook(_) => "hook_failed",
+            Self::DomainRefused(_) => "domain_refused",
+            Self::Session(_) => "session_store",
+            Self::NoPendingLogin => "no_attempt",
+            Self::BadAttempt => "bad_attempt",
+            Self::BadRequest(_) | Self::PayloadTooLarge => "bad_request",
+            Self::ProviderDown { .. } | Self::NoAttemptKey | Self::Csrf => "other",
+        }
+    }
+
     /// Whether anyone could have sent it without beginning a sign-in in this browser (no attempt cookie, a
     /// tampered one, a forged sign-out, a malformed request): summed up in the log rather than a line each.
     fn is_noise(&self) -> bool {

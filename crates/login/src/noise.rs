@@ -126,6 +126,7 @@ pub(crate) fn unknown_session() {
 
 /// A sign-in request over the client's rate limit (answered 429).
 pub(crate) fn limited(retry_after_secs: u64) {
+    metrics::counter!("signin_rate_limited_total").increment(1);
     tracing::debug!(retry_after_secs, "sign-in request over the rate limit");
     if let Some(count) = LIMITED.add() {
         tracing::warn!(count, "sign-in requests over the per-client rate limit, answered 429");

@@ -95,7 +95,10 @@ pub(crate) async fn callback<H: SignIn>(
     let attempts = login.sessions().attempts();
     let (taken, clear) = attempts.take(&headers, callback.state.as_deref());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mut response = match finish(&login, &auth, taken, callback, user_agent).await {
+    let finished = finish(&login, &auth, taken, callback, user_agent).await;
+    let outcome = finished.as_ref().map_or_else(LoginError::reason, |_| "success");
+    metrics::counter!("signin_sign_ins_total", "outcome" => outcome).increment(1);
+    let mut response = match finished {
         Ok(mut response) => {
             if attempts.signed_out_here(&headers) {
                 response.headers_mut().append(header::SET_COOKIE, attempts.forget_sign_out());

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod metrics;
 mod serve;
 mod settings;
 mod startup;

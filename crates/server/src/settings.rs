@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use signin_login::{LoginSettings, ProviderSettings, SessionSettings};
 use signin_persistence::DatabaseSettings;
@@ -69,6 +69,12 @@ pub struct ServerSettings {
     /// After the drain, how long the requests already read have to finish before the process exits anyway.
     #[serde(with = "signin_domain::duration")]
     pub shutdown_timeout: Duration,
+    /// Where Prometheus metrics are served (`GET /metrics`), apart from the site; empty: not served. Keep it on
+    /// loopback or a private network.
+    pub metrics_address: String,
+    /// A bearer token `/metrics` requires when set (`APP__SERVER__METRICS_TOKEN`).
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
 }
 
 impl ServerSettings {

@@ -49,6 +49,8 @@ pub struct Application {
     router: axum::Router,
     connections: ConnectionSettings,
     draining: Draining,
+    /// The metrics endpoint's listener and router, when metrics are served.
+    metrics: Option<(TcpListener, axum::Router)>,
     /// Background work that ends with the server: the expired-session sweep and the change-feed reader.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -74,9 +76,8 @@ impl Application {
         if settings.server.run_migrations {
             migrate(&settings).await?;
         }
-        let users: Arc<dyn UserRepository> = Arc::new(MySqlUserRepository::new(
-            signin_persistence::pool(&settings.database).context("building the user-store pool")?,
-        ));
+        let user_pool = signin_persistence::pool(&settings.database).context("building the user-store pool")?;
+        let users: Arc<dyn UserRepository> = Arc::new(MySqlUserRepository::new(user_pool.clone()));
         let session_pool = signin_login::sqlx_pool(
             &settings.database.url,
             settings.session.pool_size,
@@ -86,6 +87,7 @@ impl Application {
         let store = MySqlSessionStore::new(session_pool.clone()).context("opening the session store")?;
         let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
         let feed = Arc::new(MySqlChangeFeed::new(session_pool.clone()));
+        let session_pool_for_metrics = session_pool.clone();
         let directory: Arc<dyn SessionDirectory> = Arc::new(MySqlSessionDirectory::new(session_pool));
         let cached = CachedStore::new(store.clone(), feed, settings.session.cache.clone());
         let feed_reader = cached.spawn_feed_reader();
@@ -111,12 +113,29 @@ impl Application {
         };
         let router = signin_web::router(app, cached);
         let connections = settings.server.connections();
-        Ok(Self { listener, router, connections, draining, tasks: vec![cleanup, feed_reader] })
+        let mut tasks = vec![cleanup, feed_reader];
+        let mut metrics = None;
+        if !settings.server.metrics_address.is_empty()
+            && let Some(handle) = crate::metrics::recorder()
+        {
+            let address = &settings.server.metrics_address;
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding server.metrics_address {address}"))?;
+            tasks.push(crate::metrics::spawn_sampler(handle.clone(), user_pool, session_pool_for_metrics));
+            metrics = Some((listener, crate::metrics::router(handle, settings.server.metrics_token.clone())));
+        }
+        Ok(Self { listener, router, connections, draining, metrics, tasks })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where metrics are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until Ctrl-C or SIGTERM, then drains and finishes the requests in flight (`server.drain`,
@@ -127,7 +146,14 @@ impl Application {
 
     /// Serves until `signal` completes, then drains and finishes the requests in flight.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, connections, draining, tasks } = self;
+        let Self { listener, router, connections, draining, metrics, mut tasks } = self;
+        if let Some((listener, router)) = metrics {
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(error = %err, "the metrics endpoint stopped");
+                }
+            }));
+        }
         crate::serve::serve(listener, router, connections, draining, signal).await;
         tasks.iter().for_each(JoinHandle::abort);
         Ok(())

@@ -438,11 +438,15 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                 && self.nanos(Instant::now()).saturating_sub(cached.cached_at) < self.shared.revalidate_after
                 && let Ok(record) = rmp_serde::from_slice::<Record>(&cached.encoded)
             {
+                metrics::counter!("signin_session_cache_hits_total").increment(1);
                 return Ok(Some(record));
             }
             self.shared.cache.remove(session_id);
         }
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        if self.shared.settings.active() {
+            metrics::counter!("signin_session_cache_misses_total").increment(1);
+        }
         let loaded = self.inner.load(session_id).await?;
         if let Some(record) = &loaded
             && self.fresh()

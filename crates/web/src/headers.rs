@@ -128,6 +128,74 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
 }
 
+/// Records how long each request took, by route and status class (`signin_http_request_duration_seconds`). The
+/// route is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few.
+#[derive(Clone)]
+struct Measure<S> {
+    inner: S,
+    routes: Arc<[String]>,
+}
+
+impl<S> Measure<S> {
+    fn route(&self, path: &str) -> String {
+        if path.starts_with("/static/") {
+            return "/static".to_owned();
+        }
+        self.routes.iter().find(|route| route.as_str() == path).map_or_else(|| "other".to_owned(), Clone::clone)
+    }
+}
+
+impl<S> Service<Request<Body>> for Measure<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let route = self.route(request.uri().path());
+        let started = std::time::Instant::now();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            let class = match response.status().as_u16() {
+                100..=199 => "1xx",
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                _ => "5xx",
+            };
+            metrics::histogram!("signin_http_request_duration_seconds", "route" => route, "status" => class)
+                .record(started.elapsed().as_secs_f64());
+            Ok(response)
+        })
+    }
+}
+
+/// The site's own paths, as metric labels.
+fn route_labels(state: &AppState) -> Arc<[String]> {
+    let login = state.login.sessions().login_settings();
+    let mut routes: Vec<String> =
+        ["/", "/api/me", crate::routes::sessions::PATH, "/health/live", "/health/ready"].map(str::to_owned).into();
+    routes.extend(
+        [
+            &login.login_path,
+            &login.callback_path,
+            &login.logout_path,
+            &login.end_session_path,
+            &login.end_all_sessions_path,
+        ]
+        .map(Clone::clone),
+    );
+    routes.into()
+}
+
 /// Wraps the routes in the session layer and the protective layers, outermost first: request id, tracing,
 /// security headers, error pages, the request id on the response, request timeout, panic catcher, body limit,
 /// sessions. One stack around the whole router, with no boxing between the layers: each response mapper is a plain
@@ -141,6 +209,7 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let settings = &state.settings;
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
+    let measured = route_labels(&state);
     let trusted: Arc<[IpNet]> = state.login.sessions().login_settings().rate_limit.trusted_proxies.clone().into();
     ServiceBuilder::new()
         .map_request(move |mut request: Request<Body>| {
@@ -156,6 +225,7 @@ pub(crate) fn protect<S: SessionStore + Clone>(
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .map_response(Response::into_response)
+        .layer(tower::layer::layer_fn(move |inner| Measure { inner, routes: measured.clone() }))
         .map_response(move |response| headers.apply(response))
         .map_response(move |response| render_error_pages(&pages, response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

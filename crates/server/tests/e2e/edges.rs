@@ -273,3 +273,50 @@ async fn an_incoming_request_id_is_kept_only_from_a_trusted_proxy() {
     assert_eq!(id_of(&proxied, "from-the-proxy").await, "from-the-proxy", "the trusted proxy's id is kept");
     assert_ne!(id_of(&proxied, "bad id;x").await, "bad id;x", "only plain tokens");
 }
+
+/// The value of one series in a Prometheus text page (0 when absent).
+fn series(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_served_apart_from_the_site_and_count_sign_ins_by_outcome() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |_| {}).await;
+    let metrics = format!("http://{}/metrics", app.metrics.expect("metrics are served"));
+    let scrape = || async { reqwest::get(&metrics).await.expect("scraped").text().await.expect("text") };
+    let before = scrape().await;
+
+    crate::helpers::Browser::new().sign_in(&app, "xena").await;
+    let refused = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let refused = refused.get(app.url("/login/callback?code=c&state=s")).send().await.expect("answered");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let after = scrape().await;
+
+    let moved = |series_name: &str| series(&after, series_name) - series(&before, series_name);
+    assert!(moved("signin_sign_ins_total{outcome=\"success\"}") >= 1.0, "{after}");
+    assert!(moved("signin_sign_ins_total{outcome=\"no_attempt\"}") >= 1.0, "{after}");
+    assert!(
+        moved("signin_http_request_duration_seconds_count{route=\"/login/callback\",status=\"3xx\"}") >= 1.0,
+        "{after}"
+    );
+    assert!(after.contains("signin_provider_request_seconds_bucket"), "provider calls are timed: {after}");
+    let site = reqwest::get(app.url("/metrics")).await.expect("answered");
+    assert_eq!(site.status(), StatusCode::NOT_FOUND, "not on the site's own address");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metrics_token_is_required_when_configured() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| s.server.metrics_token = Some("s3cret-token".to_owned().into())).await;
+    let metrics = format!("http://{}/metrics", app.metrics.expect("metrics are served"));
+    let http = reqwest::Client::new();
+
+    assert_eq!(http.get(&metrics).send().await.expect("answered").status(), StatusCode::UNAUTHORIZED);
+    let wrong = http.get(&metrics).bearer_auth("guess").send().await.expect("answered");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = http.get(&metrics).bearer_auth("s3cret-token").send().await.expect("answered");
+    assert_eq!(right.status(), StatusCode::OK);
+}

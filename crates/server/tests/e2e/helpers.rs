@@ -74,6 +74,8 @@ pub struct TestApp {
     pub base: String,
     pub client: RegisteredClient,
     pub db_url: String,
+    /// Where this instance serves its metrics.
+    pub metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -109,11 +111,12 @@ impl TestApp {
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let app = Application::build_with_listener(settings, listener).await?;
+        let metrics = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Ok(Self { addr, base, client, db_url, stop: Some(stop), task: Some(task) })
+        Ok(Self { addr, base, client, db_url, metrics, stop: Some(stop), task: Some(task) })
     }
 
     /// Another instance of the same deployment: same database, client and public URL (this instance's, as if a
@@ -282,6 +285,8 @@ pub fn settings_for_provider(db_url: &str, public_url: &str, issuer: &str, clien
     settings.server.drain = std::time::Duration::ZERO;
     // Every test client is 127.0.0.1, and some sign in hundreds of times; the rate-limit tests set their own.
     settings.login.rate_limit.burst = 1_000_000;
+    // Many instances on one machine: each its own metrics port.
+    settings.server.metrics_address = "127.0.0.1:0".to_owned();
     settings
 }
 
