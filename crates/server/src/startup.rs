@@ -67,6 +67,8 @@ impl Application {
     /// and the provider's redirect URI can name the real port).
     pub async fn build_with_listener(mut settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         settings.check()?;
+        // Before anything registers a metric: handles made without a recorder record nothing.
+        let recorder = if settings.server.metrics_address.is_empty() { None } else { crate::metrics::recorder() };
         if settings.login.cookie_keys.is_empty() {
             // Only in development (`check` refuses it elsewhere): sign-ins started before a restart, or on another
             // instance, will not finish.
@@ -115,9 +117,7 @@ impl Application {
         let connections = settings.server.connections();
         let mut tasks = vec![cleanup, feed_reader];
         let mut metrics = None;
-        if !settings.server.metrics_address.is_empty()
-            && let Some(handle) = crate::metrics::recorder()
-        {
+        if let Some(handle) = recorder {
             let address = &settings.server.metrics_address;
             let listener = TcpListener::bind(address)
                 .await

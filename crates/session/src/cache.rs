@@ -236,6 +236,9 @@ struct Shared {
     fresh_until: AtomicU64,
     /// Whether the last read of the feed failed (so a failure is logged once, not on every read).
     failing: Mutex<bool>,
+    /// `signin_session_cache_hits_total` and `_misses_total`, registered once.
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
@@ -276,6 +279,8 @@ impl<S> CachedStore<S> {
             started: Instant::now(),
             fresh_until: AtomicU64::new(0),
             failing: Mutex::new(false),
+            hits: metrics::counter!("signin_session_cache_hits_total"),
+            misses: metrics::counter!("signin_session_cache_misses_total"),
         };
         Self { inner, shared: Arc::new(shared) }
     }
@@ -438,14 +443,14 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                 && self.nanos(Instant::now()).saturating_sub(cached.cached_at) < self.shared.revalidate_after
                 && let Ok(record) = rmp_serde::from_slice::<Record>(&cached.encoded)
             {
-                metrics::counter!("signin_session_cache_hits_total").increment(1);
+                self.shared.hits.increment(1);
                 return Ok(Some(record));
             }
             self.shared.cache.remove(session_id);
         }
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         if self.shared.settings.active() {
-            metrics::counter!("signin_session_cache_misses_total").increment(1);
+            self.shared.misses.increment(1);
         }
         let loaded = self.inner.load(session_id).await?;
         if let Some(record) = &loaded

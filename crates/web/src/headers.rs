@@ -129,19 +129,61 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 }
 
 /// Records how long each request took, by route and status class (`signin_http_request_duration_seconds`). The
-/// route is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few.
+/// route is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few; the
+/// histograms are registered once, so a request only finds its own and records into it.
 #[derive(Clone)]
 struct Measure<S> {
     inner: S,
-    routes: Arc<[String]>,
+    histograms: Arc<RouteHistograms>,
 }
 
-impl<S> Measure<S> {
-    fn route(&self, path: &str) -> String {
-        if path.starts_with("/static/") {
-            return "/static".to_owned();
+struct RouteHistograms {
+    /// Each route's path and its histograms by status class (1xx … 5xx).
+    routes: Vec<(String, [metrics::Histogram; 5])>,
+    assets: [metrics::Histogram; 5],
+    other: [metrics::Histogram; 5],
+}
+
+impl RouteHistograms {
+    fn new(state: &AppState) -> Self {
+        let by_class = |route: &str| {
+            ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+                metrics::histogram!(
+                    "signin_http_request_duration_seconds", "route" => route.to_owned(), "status" => class
+                )
+            })
+        };
+        let login = state.login.sessions().login_settings();
+        let mut paths: Vec<String> =
+            ["/", "/api/me", crate::routes::sessions::PATH, "/health/live", "/health/ready"].map(str::to_owned).into();
+        paths.extend(
+            [
+                &login.login_path,
+                &login.callback_path,
+                &login.logout_path,
+                &login.end_session_path,
+                &login.end_all_sessions_path,
+            ]
+            .map(Clone::clone),
+        );
+        Self {
+            routes: paths
+                .into_iter()
+                .map(|path| {
+                    let h = by_class(&path);
+                    (path, h)
+                })
+                .collect(),
+            assets: by_class("/static"),
+            other: by_class("other"),
         }
-        self.routes.iter().find(|route| route.as_str() == path).map_or_else(|| "other".to_owned(), Clone::clone)
+    }
+
+    fn for_path(&self, path: &str) -> [metrics::Histogram; 5] {
+        if path.starts_with("/static/") {
+            return self.assets.clone();
+        }
+        self.routes.iter().find(|(route, _)| route == path).map_or(&self.other, |(_, histograms)| histograms).clone()
     }
 }
 
@@ -159,41 +201,16 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let route = self.route(request.uri().path());
+        let histograms = self.histograms.for_path(request.uri().path());
         let started = std::time::Instant::now();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            let class = match response.status().as_u16() {
-                100..=199 => "1xx",
-                200..=299 => "2xx",
-                300..=399 => "3xx",
-                400..=499 => "4xx",
-                _ => "5xx",
-            };
-            metrics::histogram!("signin_http_request_duration_seconds", "route" => route, "status" => class)
-                .record(started.elapsed().as_secs_f64());
+            let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
+            histograms[class].record(started.elapsed().as_secs_f64());
             Ok(response)
         })
     }
-}
-
-/// The site's own paths, as metric labels.
-fn route_labels(state: &AppState) -> Arc<[String]> {
-    let login = state.login.sessions().login_settings();
-    let mut routes: Vec<String> =
-        ["/", "/api/me", crate::routes::sessions::PATH, "/health/live", "/health/ready"].map(str::to_owned).into();
-    routes.extend(
-        [
-            &login.login_path,
-            &login.callback_path,
-            &login.logout_path,
-            &login.end_session_path,
-            &login.end_all_sessions_path,
-        ]
-        .map(Clone::clone),
-    );
-    routes.into()
 }
 
 /// Wraps the routes in the session layer and the protective layers, outermost first: request id, tracing,
@@ -209,7 +226,7 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let settings = &state.settings;
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
-    let measured = route_labels(&state);
+    let measured = Arc::new(RouteHistograms::new(&state));
     let trusted: Arc<[IpNet]> = state.login.sessions().login_settings().rate_limit.trusted_proxies.clone().into();
     ServiceBuilder::new()
         .map_request(move |mut request: Request<Body>| {
@@ -225,7 +242,7 @@ pub(crate) fn protect<S: SessionStore + Clone>(
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .map_response(Response::into_response)
-        .layer(tower::layer::layer_fn(move |inner| Measure { inner, routes: measured.clone() }))
+        .layer(tower::layer::layer_fn(move |inner| Measure { inner, histograms: measured.clone() }))
         .map_response(move |response| headers.apply(response))
         .map_response(move |response| render_error_pages(&pages, response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
