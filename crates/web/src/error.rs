@@ -37,7 +37,7 @@ struct ErrorContext<'a> {
 
 /// Renders error pages in the site's layout: for responses that carry an [`ErrorPage`] (the login library's and
 /// ours), and for bare error responses from the router and the layers (405, 413, 408, …) that have no body.
-pub(crate) fn render_error_pages(state: &AppState, response: Response) -> Response {
+pub(crate) fn render_error_pages(state: &AppState, response: Response, reference: Option<&str>) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -63,7 +63,7 @@ pub(crate) fn render_error_pages(state: &AppState, response: Response) -> Respon
                 status: page.status.as_u16(),
                 title: &page.title,
                 message: &page.message,
-                reference: response.headers().get("x-request-id").and_then(|id| id.to_str().ok()),
+                reference,
             },
         )
     };

@@ -17,7 +17,6 @@ use ipnet::IpNet;
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -88,70 +87,130 @@ impl ResponseHeaders {
     }
 }
 
-/// Request ids: 16 hex characters from the thread's CSPRNG, short enough to quote from an error page. (A UUID
-/// would do as well but reads worse aloud; tower-http has no short generator.)
-#[derive(Clone, Copy)]
-struct ShortId;
-
-impl MakeRequestId for ShortId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let id: u64 = rand::random();
-        let mut text = [0u8; 16];
-        for (n, digit) in text.iter_mut().enumerate() {
-            *digit = HEX[usize::try_from((id >> (60 - 4 * n)) & 0xf).unwrap_or(0)];
-        }
-        HeaderValue::from_bytes(&text).ok().map(RequestId::new)
-    }
-}
-
 /// The request id header.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// An incoming `X-Request-Id` is kept only from a trusted proxy, and only when it is a plain token of at most 64
-/// characters; otherwise the request gets an id of its own.
-fn keep_request_id_from_trusted(trusted: &[IpNet], request: &mut Request<Body>) {
-    let Some(value) = request.headers().get(&REQUEST_ID) else { return };
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+/// The request's id, in its extensions (for the span of its log lines).
+#[derive(Clone)]
+pub(crate) struct RequestId(HeaderValue);
+
+/// A new request id: 16 hex characters from the thread's CSPRNG, short enough to quote from an error page.
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let id: u64 = rand::random();
+    let mut text = [0u8; 16];
+    for (n, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[usize::try_from((id >> (60 - 4 * n)) & 0xf).unwrap_or(0)];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// An incoming `X-Request-Id`, when it comes from a trusted proxy and is a plain token of at most 64 characters.
+fn trusted_request_id(trusted: &[IpNet], request: &Request<Body>) -> Option<HeaderValue> {
+    let value = request.headers().get(&REQUEST_ID)?;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())?;
     let plain = value.len() <= 64
         && !value.is_empty()
         && value.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !(plain && peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)))) {
-        request.headers_mut().remove(&REQUEST_ID);
-    }
+    (plain && trusted.iter().any(|net| net.contains(&peer))).then(|| value.clone())
 }
 
 /// The span of a request: its id, method and path (never the query, which may carry a code or a state). Every
 /// log line written while the request is handled carries it.
 fn request_span(request: &Request<Body>) -> tracing::Span {
-    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.0.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
 }
 
-/// Records how long each request took, by route and status class (`signin_http_request_duration_seconds`). The
-/// route is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few; the
-/// histograms are registered once, so a request only finds its own and records into it.
+/// The outermost layer: gives the request its id, and on the way out renders error pages (with the id as their
+/// reference), sets `X-Request-Id` and records the request's duration by route and status class
+/// (`signin_http_request_duration_seconds`). One layer with one unboxed future for the three, since each is a
+/// few atomic operations and would otherwise cost a layer and an allocation of its own per request.
 #[derive(Clone)]
-struct Measure<S> {
+struct Observe<S> {
     inner: S,
+    state: AppState,
     histograms: Arc<RouteHistograms>,
+    trusted: Arc<[IpNet]>,
 }
 
+impl<S> Service<Request<Body>> for Observe<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let id = trusted_request_id(&self.trusted, &request).unwrap_or_else(new_request_id);
+        request.headers_mut().remove(&REQUEST_ID);
+        request.extensions_mut().insert(RequestId(id.clone()));
+        let histograms = self.histograms.for_path(request.uri().path());
+        Observed {
+            inner: self.inner.call(request),
+            done: Some(Done { id, histograms, state: self.state.clone(), started: std::time::Instant::now() }),
+        }
+    }
+}
+
+struct Done {
+    id: HeaderValue,
+    histograms: Arc<[metrics::Histogram; 5]>,
+    state: AppState,
+    started: std::time::Instant,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Observe`].
+    pub(crate) struct Observed<F> {
+        #[pin]
+        inner: F,
+        done: Option<Done>,
+    }
+}
+
+impl<F> std::future::Future for Observed<F>
+where
+    F: std::future::Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.inner.poll(cx));
+        let Some(done) = this.done.take() else {
+            return std::task::Poll::Ready(Ok(response));
+        };
+        let mut response = render_error_pages(&done.state, response, done.id.to_str().ok());
+        let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
+        done.histograms[class].record(done.started.elapsed().as_secs_f64());
+        response.headers_mut().insert(REQUEST_ID, done.id);
+        std::task::Poll::Ready(Ok(response))
+    }
+}
+
+/// The histograms of `signin_http_request_duration_seconds`, by route and status class, registered once. The route
+/// is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few.
 struct RouteHistograms {
     /// Each route's path and its histograms by status class (1xx … 5xx).
-    routes: Vec<(String, [metrics::Histogram; 5])>,
-    assets: [metrics::Histogram; 5],
-    other: [metrics::Histogram; 5],
+    routes: Vec<(String, Arc<[metrics::Histogram; 5]>)>,
+    assets: Arc<[metrics::Histogram; 5]>,
+    other: Arc<[metrics::Histogram; 5]>,
 }
 
 impl RouteHistograms {
     fn new(state: &AppState) -> Self {
         let by_class = |route: &str| {
-            ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+            Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
                 metrics::histogram!(
                     "signin_http_request_duration_seconds", "route" => route.to_owned(), "status" => class
                 )
-            })
+            }))
         };
         let login = state.login.sessions().login_settings();
         let mut paths: Vec<String> =
@@ -179,7 +238,7 @@ impl RouteHistograms {
         }
     }
 
-    fn for_path(&self, path: &str) -> [metrics::Histogram; 5] {
+    fn for_path(&self, path: &str) -> Arc<[metrics::Histogram; 5]> {
         if path.starts_with("/static/") {
             return self.assets.clone();
         }
@@ -187,35 +246,8 @@ impl RouteHistograms {
     }
 }
 
-impl<S> Service<Request<Body>> for Measure<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = futures_util::future::BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let histograms = self.histograms.for_path(request.uri().path());
-        let started = std::time::Instant::now();
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
-            histograms[class].record(started.elapsed().as_secs_f64());
-            Ok(response)
-        })
-    }
-}
-
-/// Wraps the routes in the session layer and the protective layers, outermost first: request id, tracing,
-/// security headers, error pages, the request id on the response, request timeout, panic catcher, body limit,
-/// sessions. One stack around the whole router, with no boxing between the layers: each response mapper is a plain
+/// Wraps the routes in the session layer and the protective layers, outermost first: request id, error pages and
+/// request metrics ([`Observe`]), tracing, security headers, request timeout, panic catcher, body limit, sessions. One stack around the whole router, with no boxing between the layers: each response mapper is a plain
 /// function of the response.
 pub(crate) fn protect<S: SessionStore + Clone>(
     routes: Router,
@@ -226,27 +258,25 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let settings = &state.settings;
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
-    let measured = Arc::new(RouteHistograms::new(&state));
+    let histograms = Arc::new(RouteHistograms::new(&state));
     let trusted: Arc<[IpNet]> = state.login.sessions().login_settings().rate_limit.trusted_proxies.clone().into();
     ServiceBuilder::new()
-        .map_request(move |mut request: Request<Body>| {
-            keep_request_id_from_trusted(&trusted, &mut request);
-            request
-        })
-        .layer(SetRequestIdLayer::new(REQUEST_ID, ShortId))
-        // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page mapper for
-        // the layers' own 5xx); the trace layer's own "response failed" line would be a second one.
+        .layer(tower::layer::layer_fn(move |inner| Observe {
+            inner,
+            state: pages.clone(),
+            histograms: histograms.clone(),
+            trusted: trusted.clone(),
+        }))
+        .map_response(Response::into_response)
+        // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page rendering
+        // for the layers' own 5xx); the trace layer's own "response failed" line would be a second one.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .map_response(Response::into_response)
-        .layer(tower::layer::layer_fn(move |inner| Measure { inner, histograms: measured.clone() }))
         .map_response(move |response| headers.apply(response))
-        .map_response(move |response| render_error_pages(&pages, response))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .map_response(Response::into_response)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .map_response(Response::into_response)
         .layer(CatchPanicLayer::custom(panic_response))
