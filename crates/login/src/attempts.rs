@@ -56,6 +56,13 @@ pub(crate) enum Taken {
     Invalid,
 }
 
+/// The id of the attempt with this `state`, for the logs of `/login` and of its callback (on whatever instance
+/// each runs) and in its cookie's name: 12 characters of the state's hash, which tell nothing about the state.
+pub(crate) fn attempt_id(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
 /// How long a browser remembers an explicit sign-out (see [`Attempts::remember_sign_out`]).
 const SIGNED_OUT_MEMORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -113,8 +120,7 @@ impl Attempts {
 
     /// The cookie name of the attempt with this `state`.
     fn name_for(&self, state: &str) -> String {
-        let digest = Sha256::digest(state.as_bytes());
-        format!("{}{}", self.prefix, URL_SAFE_NO_PAD.encode(&digest[..9]))
+        format!("{}{}", self.prefix, attempt_id(state))
     }
 
     /// The attempt cookies the request carries.

@@ -50,7 +50,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 
 /// Sends the browser to the provider. The attempt's secrets go into an encrypted cookie of their own; nothing is
 /// written on the server. `next` survives only if it is a local path.
-#[tracing::instrument(name = "login", skip_all)]
+#[tracing::instrument(name = "login", skip_all, fields(attempt = tracing::field::Empty))]
 pub(crate) async fn login<H: SignIn>(
     State(login): State<Login<H>>,
     Auth(auth): Auth,
@@ -69,6 +69,9 @@ pub(crate) async fn login<H: SignIn>(
     login.inner.check.ensure(login.provider()).await?;
     let hint = query.login_hint.as_deref().filter(|hint| plausible_hint(hint));
     let start = login.inner.flow.begin(hint, sessions.attempts().signed_out_here(&headers));
+    tracing::Span::current()
+        .record("attempt", tracing::field::display(crate::attempts::attempt_id(start.pending.state())));
+    tracing::info!("sign-in started");
     let cookies = sessions.attempts().start(&headers, start.pending, next).ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
@@ -79,7 +82,7 @@ pub(crate) async fn login<H: SignIn>(
 
 /// The provider sends the browser back here. The attempt's cookie is cleared whatever happens; a failure leaves
 /// no session.
-#[tracing::instrument(name = "login_callback", skip_all)]
+#[tracing::instrument(name = "login_callback", skip_all, fields(attempt = tracing::field::Empty))]
 pub(crate) async fn callback<H: SignIn>(
     State(login): State<Login<H>>,
     Auth(auth): Auth,
@@ -91,6 +94,9 @@ pub(crate) async fn callback<H: SignIn>(
     };
     if !callback.within_limits() {
         return LoginError::BadRequest("The sign-in response is malformed.").into_response();
+    }
+    if let Some(state) = callback.state.as_deref() {
+        tracing::Span::current().record("attempt", tracing::field::display(crate::attempts::attempt_id(state)));
     }
     let attempts = login.sessions().attempts();
     let (taken, clear) = attempts.take(&headers, callback.state.as_deref());

@@ -287,4 +287,11 @@ async fn the_log_lines_of_a_request_carry_its_id() {
     let signed_in = written.lines().find(|line| line.contains("signed in")).expect("the sign-in is logged");
     assert!(signed_in.contains(&format!("id={callback_id}")), "{signed_in}");
     assert!(!written.contains("code="), "no query strings in the log: {written}");
+    // The attempt's id ties /login to its callback (on any instance).
+    let attempt = |line: &str| {
+        line.split("attempt=").nth(1).and_then(|rest| rest.split(['}', ' ', ':']).next()).map(str::to_owned)
+    };
+    let started = written.lines().find(|line| line.contains("sign-in started")).expect("the start is logged");
+    assert!(attempt(started).is_some_and(|id| id.len() == 12), "{started}");
+    assert_eq!(attempt(started), attempt(signed_in), "{written}");
 }
