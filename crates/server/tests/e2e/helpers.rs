@@ -102,7 +102,7 @@ impl TestApp {
     }
 
     /// Serves `settings` on `listener`; `base` is where requests go (the public URL may name another instance).
-    async fn launch(
+    pub async fn launch(
         listener: TcpListener,
         base: String,
         client: RegisteredClient,
@@ -132,6 +132,13 @@ impl TestApp {
         let mut settings = settings(&self.db_url, &self.base, &self.client);
         tweak(&mut settings);
         Self::launch(listener, base, self.client.clone(), self.db_url.clone(), settings).await.expect("app builds")
+    }
+
+    /// Kills the server at once, as a crash would: its connections are dropped mid-request.
+    pub fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 
     /// Stops the server and waits for it.

@@ -4,6 +4,7 @@
 mod browser;
 mod concurrency;
 mod edges;
+mod fleet;
 mod flow;
 mod helpers;
 mod hostile;
