@@ -67,6 +67,9 @@ enum RejectionKind {
     Store(SessionError),
     /// The service did not add [`Sessions::layer`].
     MissingLayer,
+    /// Someone signed in asked for their sessions where none are listed (no directory, or a session recorded
+    /// without its owner).
+    NotListed,
 }
 
 impl IntoResponse for Rejection {
@@ -98,6 +101,9 @@ impl IntoResponse for Rejection {
                 tracing::error!(error = ?err, status = page.status.as_u16(), "request failed: {err}");
                 page.into_response()
             }
+            RejectionKind::NotListed => {
+                ErrorPage::new(StatusCode::NOT_FOUND, "Not found", "This site does not list sessions.").into_response()
+            }
             RejectionKind::MissingLayer => {
                 tracing::error!(
                     "a sign-in extractor ran without the session layer: add `Sessions::layer` to the router"
@@ -105,6 +111,12 @@ impl IntoResponse for Rejection {
                 ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
             }
         }
+    }
+}
+
+impl Rejection {
+    pub(crate) fn not_listed() -> Self {
+        Self(RejectionKind::NotListed)
     }
 }
 

@@ -35,7 +35,7 @@ use url::Url;
 pub use error::{Error, ErrorPage};
 pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
 pub use hook::{KeepClaims, SignIn, SignInError};
-pub use limit::RateLimitSettings;
+pub use limit::{ForwardedHeader, RateLimitSettings};
 pub use mine::{ActiveSession, MySessions};
 pub use settings::{LoginSettings, generate_cookie_key};
 pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens, issuer_name};

@@ -30,14 +30,28 @@ pub struct RateLimitSettings {
     pub per_minute: u32,
     /// Requests one client may make at once before the limit applies (default 20).
     pub burst: u32,
-    /// Proxies (addresses or networks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` / `Forwarded` headers name the
-    /// client; from any other peer they are ignored (default none).
+    /// Proxies (addresses or networks, e.g. `10.0.0.0/8`) whose forwarded header names the client; from any other
+    /// peer it is ignored (default none).
     pub trusted_proxies: Vec<IpNet>,
+    /// Which header the trusted proxies write: `x-forwarded-for` (default; nginx's `$proxy_add_x_forwarded_for`) or
+    /// `forwarded` (RFC 7239). Only that one is read: the other may come from the client untouched.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
 }
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        Self { per_minute: 60, burst: 20, trusted_proxies: Vec::new() }
+        Self { per_minute: 60, burst: 20, trusted_proxies: Vec::new(), forwarded_header: ForwardedHeader::default() }
     }
 }
 
@@ -54,6 +68,7 @@ impl RateLimitSettings {
 #[derive(Debug, Clone)]
 pub(crate) struct ClientAddress {
     trusted: Arc<[IpNet]>,
+    header: ForwardedHeader,
 }
 
 /// The key of requests whose peer is unknown (served without `ConnectInfo`): they share one limit.
@@ -72,28 +87,29 @@ impl ClientAddress {
         if !self.trusts(peer) {
             return peer;
         }
-        let forwarded = forwarded_chain(request.headers());
+        let forwarded = forwarded_chain(request.headers(), self.header);
         // Right to left: the nearest hop first; the first address not ours is the client as our proxies saw it.
         forwarded.into_iter().rev().find(|ip| !self.trusts(*ip)).unwrap_or(peer)
     }
 }
 
-/// The addresses of `Forwarded: for=` (RFC 7239) or, without it, `X-Forwarded-For`, left to right. Entries that
-/// are not addresses (`unknown`, obfuscated names) are skipped.
-fn forwarded_chain(headers: &axum::http::HeaderMap) -> Vec<IpAddr> {
+/// The addresses of the configured header, left to right: `Forwarded: for=` (RFC 7239) or `X-Forwarded-For`.
+/// Entries that are not addresses (`unknown`, obfuscated names) are skipped.
+fn forwarded_chain(headers: &axum::http::HeaderMap, which: ForwardedHeader) -> Vec<IpAddr> {
     let values = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    let from_forwarded: Vec<IpAddr> = values(header::FORWARDED)
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                key.eq_ignore_ascii_case("for").then(|| parse_node(value.trim().trim_matches('"'))).flatten()
+    match which {
+        ForwardedHeader::Forwarded => values(header::FORWARDED)
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.eq_ignore_ascii_case("for").then(|| parse_node(value.trim().trim_matches('"'))).flatten()
+                })
             })
-        })
-        .collect();
-    if !from_forwarded.is_empty() {
-        return from_forwarded;
+            .collect(),
+        ForwardedHeader::XForwardedFor => {
+            values(header::HeaderName::from_static("x-forwarded-for")).filter_map(|v| parse_node(v.trim())).collect()
+        }
     }
-    values(header::HeaderName::from_static("x-forwarded-for")).filter_map(|v| parse_node(v.trim())).collect()
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
@@ -125,7 +141,10 @@ pub(crate) fn layer(settings: &RateLimitSettings) -> Result<Limit, Error> {
     let config = GovernorConfigBuilder::default()
         .period(per_request.max(Duration::from_millis(1)))
         .burst_size(settings.burst)
-        .key_extractor(ClientAddress { trusted: settings.trusted_proxies.clone().into() })
+        .key_extractor(ClientAddress {
+            trusted: settings.trusted_proxies.clone().into(),
+            header: settings.forwarded_header,
+        })
         .finish()
         .ok_or_else(|| Error::Config("login.rate_limit cannot work".into()))?;
     let config = Arc::new(config);
@@ -183,7 +202,10 @@ mod tests {
     }
 
     fn client(trusted: &[&str]) -> ClientAddress {
-        ClientAddress { trusted: trusted.iter().map(|net| net.parse().expect("net")).collect() }
+        ClientAddress {
+            trusted: trusted.iter().map(|net| net.parse().expect("net")).collect(),
+            header: ForwardedHeader::XForwardedFor,
+        }
     }
 
     #[test]
@@ -198,10 +220,21 @@ mod tests {
         let client = client(&["10.0.0.0/8"]);
         let via_proxies = request("10.0.0.2:5000", &[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.1")]);
         assert_eq!(client.of(&via_proxies), "198.51.100.7".parse::<IpAddr>().expect("ip"), "not the forged 6.6.6.6");
+        let rfc = ClientAddress { header: ForwardedHeader::Forwarded, ..client.clone() };
         let forwarded = request("10.0.0.2:5000", &[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https")]);
-        assert_eq!(client.of(&forwarded), "2001:db8::1".parse::<IpAddr>().expect("ip"));
+        assert_eq!(rfc.of(&forwarded), "2001:db8::1".parse::<IpAddr>().expect("ip"));
         let nothing = request("10.0.0.2:5000", &[]);
         assert_eq!(client.of(&nothing), "10.0.0.2".parse::<IpAddr>().expect("ip"), "the proxy itself");
+    }
+
+    #[test]
+    fn only_the_configured_header_counts_so_a_clients_other_header_changes_nothing() {
+        let client = client(&["10.0.0.0/8"]);
+        let both = request(
+            "10.0.0.2:5000",
+            &[("x-forwarded-for", "198.51.100.7"), ("forwarded", "for=6.6.6.6")], // the client wrote `Forwarded`
+        );
+        assert_eq!(client.of(&both), "198.51.100.7".parse::<IpAddr>().expect("ip"));
     }
 
     #[test]

@@ -110,7 +110,11 @@ impl<S: Send + Sync> FromRequestParts<S> for MySessions {
         match mine(parts).await? {
             Some(mine) => Ok(mine),
             None => {
-                let (sessions, _) = context(parts)?;
+                let (sessions, auth) = context(parts)?;
+                if auth.is_signed_in().await? {
+                    // Not a sign-in away: sending them to sign in would bring them straight back.
+                    return Err(Rejection::not_listed());
+                }
                 Err(signed_out(parts, &sessions))
             }
         }

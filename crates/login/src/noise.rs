@@ -36,21 +36,25 @@ pub(crate) enum SessionCookies {
 pub(crate) fn scrub(headers: &mut HeaderMap, name: &str) -> SessionCookies {
     let mut count = 0;
     let mut malformed = false;
+    // A name that only decodes to ours (`%5F%5FHost-…`) is a plant: the session layer decodes cookie names, and a
+    // browser accepts such a cookie from a sibling subdomain, since it does not start with `__Host-` as sent.
+    let mut encoded = false;
     for value in headers.get_all(COOKIE) {
         let Ok(value) = value.to_str() else { continue };
         for pair in value.split(';') {
             if let Some((key, value)) = pair.trim().split_once('=')
-                && key == name
+                && names(key, name)
             {
                 count += 1;
+                encoded |= key != name;
                 malformed |= value.parse::<Id>().is_err();
             }
         }
     }
-    let found = match (count, malformed) {
-        (0, _) => return SessionCookies::Fine,
-        (1, false) => return SessionCookies::Fine,
-        (1, true) => SessionCookies::Malformed,
+    let found = match (count, malformed, encoded) {
+        (0, _, _) => return SessionCookies::Fine,
+        (1, false, false) => return SessionCookies::Fine,
+        (1, true, false) => SessionCookies::Malformed,
         _ => SessionCookies::Duplicated,
     };
     let kept: Vec<String> = headers
@@ -59,7 +63,7 @@ pub(crate) fn scrub(headers: &mut HeaderMap, name: &str) -> SessionCookies {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| key != name))
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| !names(key, name)))
         .map(str::to_owned)
         .collect();
     headers.remove(COOKIE);
@@ -83,6 +87,11 @@ pub(crate) fn scrub(headers: &mut HeaderMap, name: &str) -> SessionCookies {
         }
     }
     found
+}
+
+/// Whether the cookie called `key` (as sent) is, once percent-decoded, the one called `name`.
+fn names(key: &str, name: &str) -> bool {
+    key == name || (key.contains('%') && percent_encoding::percent_decode_str(key).decode_utf8_lossy() == name)
 }
 
 /// After a scrubbed request: clears the session cookie in the browser, unless the response sets one itself.

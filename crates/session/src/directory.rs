@@ -197,10 +197,69 @@ pub async fn end_all_sessions(
     directory: &dyn SessionDirectory,
     owner: &str,
 ) -> Result<usize, BoxError> {
-    let entries = directory.list(owner).await?;
-    for entry in &entries {
-        store.delete(&entry.id).await?;
-        directory.remove(&entry.id).await?;
+    // A listing is capped (1,000 in MySQL); list again until nothing is left.
+    let mut ended = 0;
+    for _ in 0..10_000 {
+        let entries = directory.list(owner).await?;
+        if entries.is_empty() {
+            break;
+        }
+        for entry in &entries {
+            store.delete(&entry.id).await?;
+            directory.remove(&entry.id).await?;
+        }
+        ended += entries.len();
     }
-    Ok(entries.len())
+    Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_sessions::MemoryStore;
+    use tower_sessions::session::Record;
+    use tower_sessions::session_store::SessionStore as _;
+
+    use super::*;
+
+    /// A directory whose listings are capped, as MySQL's are (at 1,000).
+    #[derive(Default)]
+    struct Capped(MemoryDirectory);
+
+    #[async_trait]
+    impl SessionDirectory for Capped {
+        async fn add(&self, owner: &str, entry: &DirectoryEntry) -> Result<(), BoxError> {
+            self.0.add(owner, entry).await
+        }
+        async fn list(&self, owner: &str) -> Result<Vec<DirectoryEntry>, BoxError> {
+            Ok(self.0.list(owner).await?.into_iter().take(2).collect())
+        }
+        async fn remove(&self, id: &Id) -> Result<(), BoxError> {
+            self.0.remove(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn ending_every_session_goes_past_a_capped_listing() {
+        let store = MemoryStore::default();
+        let directory = Capped::default();
+        for _ in 0..5 {
+            let mut record = Record {
+                id: Id::default(),
+                data: std::collections::HashMap::from([(
+                    crate::AuthSession::OWNER.to_owned(),
+                    serde_json::Value::from("owner"),
+                )]),
+                expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
+            };
+            store.create(&mut record).await.expect("created");
+            let entry =
+                DirectoryEntry { id: record.id, signed_in_at: OffsetDateTime::now_utc(), user_agent: String::new() };
+            directory.add("owner", &entry).await.expect("added");
+        }
+
+        let ended = end_all_sessions(&store, &directory, "owner").await.expect("ended");
+
+        assert_eq!(ended, 5);
+        assert!(directory.0.list("owner").await.expect("listed").is_empty());
+    }
 }

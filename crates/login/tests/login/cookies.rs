@@ -110,3 +110,18 @@ async fn ten_thousand_garbage_requests_write_a_bounded_number_of_log_lines() {
         assert!(written.contains(kind), "{kind}: the noise is summed up, not hidden:\n{written}");
     }
 }
+
+#[tokio::test]
+async fn a_percent_encoded_copy_of_the_session_cookies_name_is_a_plant_and_signs_nobody_in() {
+    let site = Site::new();
+    let victim = site.sign_in().await;
+    let attacker = site.sign_in().await;
+    // A sibling subdomain can set this (it does not start with `__Host-` as sent); the session layer decodes names.
+    let planted = attacker.replacen("__Host-", "%5F%5FHost-", 1);
+
+    for cookies in [planted.clone(), format!("{victim}; {planted}"), format!("{planted}; {victim}")] {
+        let reply = site.get("/maybe", Some(&cookies)).await;
+        assert_eq!(reply.body, "signed out", "{cookies}");
+        assert!(reply.set_cookie(SESSION_COOKIE).is_some_and(|c| c.is_removal()), "{cookies}");
+    }
+}

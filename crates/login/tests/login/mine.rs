@@ -97,3 +97,17 @@ async fn without_a_directory_nothing_is_listed() {
     let cookie = site.sign_in().await;
     assert_eq!(site.get("/mine", Some(&cookie)).await.body, "null");
 }
+
+#[tokio::test]
+async fn signed_in_without_a_directory_the_sessions_extractor_answers_404_not_a_sign_in_loop() {
+    let site = Site::new();
+    let cookie = site.sign_in().await;
+    let app = axum::Router::new()
+        .route("/sessions", axum::routing::get(|_: signin_login::MySessions| async { "listed" }))
+        .layer(site.sessions.layer(site.store.clone()));
+    let request = request(Method::GET, "/sessions", Some(&cookie), &[], Body::empty());
+
+    let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
+
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}

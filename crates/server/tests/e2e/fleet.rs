@@ -61,7 +61,7 @@ fn start_nginx(port: u16, upstreams: &[std::net::SocketAddr]) -> Nginx {
          events {{ worker_connections 256; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         upstream signin {{\n{servers}    keepalive 16;\n  }}\n\
+         upstream signin {{\n{servers}    keepalive 16;\n    keepalive_timeout 5s;\n  }}\n\
          server {{\n    listen 127.0.0.1:{port};\n    add_header X-Upstream $upstream_addr always;\n\
          location / {{\n      include {proxy};\n    }}\n  }}\n}}\n",
         proxy = proxy.display()
