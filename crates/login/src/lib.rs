@@ -181,6 +181,11 @@ impl Sessions {
         self.url(&self.0.login.logout_path)
     }
 
+    /// Where a sign-out, and a sign-in without `next`, lead.
+    pub(crate) fn home_url(&self) -> String {
+        self.url(&self.0.login.home_path)
+    }
+
     /// The redirect URI to register with the provider: the public URL and the callback path.
     pub fn redirect_url(&self) -> &Url {
         &self.0.redirect_url

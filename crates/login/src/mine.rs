@@ -4,8 +4,8 @@
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use signin_session::{AuthSession, SessionError};
@@ -14,7 +14,7 @@ use tower_sessions::session::Id;
 
 use crate::error::LoginError;
 use crate::extract::{Rejection, context, signed_out};
-use crate::routes::{Auth, from_another_site, see_other};
+use crate::routes::{Auth, refuse_too_large, see_other, verify_post};
 use crate::{Control, Login, SignIn};
 
 /// The signed-in person's live sessions, across every browser and instance. Signed-out requests are answered as
@@ -138,34 +138,30 @@ pub(crate) struct EndForm {
     session: Option<String>,
 }
 
-/// The checks every session-ending POST passes: a same-site request with the session's CSRF token, from someone
-/// signed in whose sessions the layer can list.
+/// A session-ending POST that passed its checks: someone signed in whose sessions the layer can list, from this
+/// site, with the session's CSRF token.
+struct Ending {
+    form: EndForm,
+    owner: String,
+    control: Control,
+}
+
+/// The checks every session-ending POST passes; `None` when nobody is signed in (an old tab: nothing to end).
 async fn checked(
     auth: &AuthSession,
+    control: Option<axum::Extension<Control>>,
     headers: &HeaderMap,
     origin: &str,
     form: Result<Form<EndForm>, FormRejection>,
-) -> Result<Option<(EndForm, String)>, LoginError> {
-    if let Err(rejection) = &form
-        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
-    {
-        return Err(LoginError::PayloadTooLarge);
-    }
+) -> Result<Option<Ending>, LoginError> {
+    refuse_too_large(&form)?;
     let Some(owner) = auth.owner().await? else {
         return Ok(None);
     };
-    if from_another_site(headers, origin) {
-        return Err(LoginError::Csrf);
-    }
     let form = form.map(|Form(f)| f).map_err(|_| LoginError::Csrf)?;
-    if form.csrf.is_empty() || !auth.verify_csrf(&form.csrf).await? {
-        return Err(LoginError::Csrf);
-    }
-    Ok(Some((form, owner)))
-}
-
-fn control(parts_control: Option<Control>) -> Result<Control, LoginError> {
-    parts_control.ok_or(LoginError::BadRequest("This site does not list sessions."))
+    verify_post(auth, headers, origin, &form.csrf).await?;
+    let axum::Extension(control) = control.ok_or(LoginError::BadRequest("This site does not list sessions."))?;
+    Ok(Some(Ending { form, owner, control }))
 }
 
 /// `POST` the end-session path: ends one of the person's sessions (this one too, if named), on every instance.
@@ -173,16 +169,15 @@ fn control(parts_control: Option<Control>) -> Result<Control, LoginError> {
 pub(crate) async fn end_one<H: SignIn>(
     axum::extract::State(login): axum::extract::State<Login<H>>,
     Auth(auth): Auth,
-    control_ext: Option<axum::Extension<Control>>,
+    control: Option<axum::Extension<Control>>,
     headers: HeaderMap,
     form: Result<Form<EndForm>, FormRejection>,
 ) -> Result<Response, LoginError> {
     let sessions = login.sessions();
-    let home = sessions.url(&sessions.login_settings().home_path);
-    let Some((form, owner)) = checked(&auth, &headers, sessions.origin(), form).await? else {
-        return Ok(see_other(&home));
+    let Some(Ending { form, owner, control }) = checked(&auth, control, &headers, sessions.origin(), form).await?
+    else {
+        return Ok(see_other(&sessions.home_url()));
     };
-    let control = control(control_ext.map(|axum::Extension(c)| c))?;
     let id: Id = form
         .session
         .as_deref()
@@ -198,7 +193,7 @@ pub(crate) async fn end_one<H: SignIn>(
         auth.sign_out().await?;
     }
     tracing::info!("a session ended by its owner");
-    Ok(see_other(&home))
+    Ok(see_other(&sessions.home_url()))
 }
 
 /// `POST` the end-all path: ends every session of the person, this one included, on every instance.
@@ -206,24 +201,21 @@ pub(crate) async fn end_one<H: SignIn>(
 pub(crate) async fn end_all<H: SignIn>(
     axum::extract::State(login): axum::extract::State<Login<H>>,
     Auth(auth): Auth,
-    control_ext: Option<axum::Extension<Control>>,
+    control: Option<axum::Extension<Control>>,
     headers: HeaderMap,
     form: Result<Form<EndForm>, FormRejection>,
 ) -> Result<Response, LoginError> {
     let sessions = login.sessions();
-    let home = sessions.url(&sessions.login_settings().home_path);
-    let Some((_, owner)) = checked(&auth, &headers, sessions.origin(), form).await? else {
-        return Ok(see_other(&home));
+    let Some(Ending { owner, control, .. }) = checked(&auth, control, &headers, sessions.origin(), form).await? else {
+        return Ok(see_other(&sessions.home_url()));
     };
-    let control = control(control_ext.map(|axum::Extension(c)| c))?;
     let ended = signin_session::end_all_sessions(&*control.store, &*control.directory, &owner)
         .await
         .map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
     auth.sign_out().await?;
     tracing::info!(sessions = ended, "signed out everywhere");
-    Ok(see_other(&home))
+    Ok(see_other(&sessions.home_url()))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,6 +179,29 @@ pub(crate) fn from_another_site(headers: &HeaderMap, our_origin: &str) -> bool {
     fetch_site || origin
 }
 
+/// A body over the limit sent without a length is only caught while the form is read: refused as such (a body
+/// announced too large never gets here), whatever else is wrong with the request.
+pub(crate) fn refuse_too_large<T>(form: &Result<T, FormRejection>) -> Result<(), LoginError> {
+    match form {
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(LoginError::PayloadTooLarge),
+        _ => Ok(()),
+    }
+}
+
+/// The checks of every POST that changes the session: from this site (`Origin`, `Sec-Fetch-Site`), with the
+/// session's CSRF token (compared in constant time).
+pub(crate) async fn verify_post(
+    auth: &AuthSession,
+    headers: &HeaderMap,
+    origin: &str,
+    submitted: &str,
+) -> Result<(), LoginError> {
+    if from_another_site(headers, origin) || submitted.is_empty() || !auth.verify_csrf(submitted).await? {
+        return Err(LoginError::Csrf);
+    }
+    Ok(())
+}
+
 /// Ends the session, on the server too: the row is deleted, so any copy of the cookie is dead.
 #[tracing::instrument(name = "logout", skip_all)]
 pub(crate) async fn logout<H: SignIn>(
@@ -187,26 +210,15 @@ pub(crate) async fn logout<H: SignIn>(
     headers: HeaderMap,
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Result<Response, LoginError> {
-    // A body over the limit sent without a length is only caught while the form is read: refuse it as such
-    // (a body announced too large never gets here), whatever else is wrong with the request.
-    if let Err(rejection) = &form
-        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
-    {
-        return Err(LoginError::PayloadTooLarge);
-    }
+    refuse_too_large(&form)?;
     let sessions = login.sessions();
-    let home = sessions.url(&sessions.login_settings().home_path);
+    let home = sessions.home_url();
     if !auth.is_signed_in().await? {
         // Already signed out (an old tab): nothing to end.
         return Ok(see_other(&home));
     }
-    if from_another_site(&headers, sessions.origin()) {
-        return Err(LoginError::Csrf);
-    }
     let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if submitted.is_empty() || !auth.verify_csrf(&submitted).await? {
-        return Err(LoginError::Csrf);
-    }
+    verify_post(&auth, &headers, sessions.origin(), &submitted).await?;
     auth.sign_out().await?;
     tracing::info!("signed out");
     let mut response = see_other(&home);
