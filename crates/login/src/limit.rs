@@ -55,7 +55,18 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// Whether `peer` is in one of `proxies`.
+fn among(proxies: &[IpNet], peer: IpAddr) -> bool {
+    proxies.iter().any(|net| net.contains(&peer))
+}
+
 impl RateLimitSettings {
+    /// Whether `peer` (a socket's peer address) is one of the trusted proxies, whose forwarded headers (and
+    /// request ids) count.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        among(&self.trusted_proxies, peer)
+    }
+
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.per_minute == 0 || self.burst == 0 {
             return Err(Error::Config("login.rate_limit.per_minute and burst must be positive".into()));
@@ -76,7 +87,7 @@ const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 impl ClientAddress {
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
+        among(&self.trusted, ip)
     }
 
     /// The client's address: the peer, or the address trusted proxies name for it.

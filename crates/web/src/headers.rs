@@ -8,12 +8,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use signin_login::{SessionLayer, SessionStore};
+use signin_login::{RateLimitSettings, SessionLayer, SessionStore};
 use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
 
 use axum::extract::ConnectInfo;
-use ipnet::IpNet;
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -106,13 +105,13 @@ fn new_request_id() -> HeaderValue {
 }
 
 /// An incoming `X-Request-Id`, when it comes from a trusted proxy and is a plain token of at most 64 characters.
-fn trusted_request_id(trusted: &[IpNet], request: &Request<Body>) -> Option<HeaderValue> {
+fn trusted_request_id(proxies: &RateLimitSettings, request: &Request<Body>) -> Option<HeaderValue> {
     let value = request.headers().get(&REQUEST_ID)?;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())?;
     let plain = value.len() <= 64
         && !value.is_empty()
         && value.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    (plain && trusted.iter().any(|net| net.contains(&peer))).then(|| value.clone())
+    (plain && proxies.trusts(peer)).then(|| value.clone())
 }
 
 /// The span of a request: its id, method and path (never the query, which may carry a code or a state). Every
@@ -131,7 +130,6 @@ struct Observe<S> {
     inner: S,
     state: AppState,
     histograms: Arc<RouteHistograms>,
-    trusted: Arc<[IpNet]>,
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -147,7 +145,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let id = trusted_request_id(&self.trusted, &request).unwrap_or_else(new_request_id);
+        let proxies = &self.state.login.sessions().login_settings().rate_limit;
+        let id = trusted_request_id(proxies, &request).unwrap_or_else(new_request_id);
         request.headers_mut().remove(&REQUEST_ID);
         request.extensions_mut().insert(RequestId(id.clone()));
         let histograms = self.histograms.for_path(request.uri().path());
@@ -259,13 +258,11 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
     let histograms = Arc::new(RouteHistograms::new(&state));
-    let trusted: Arc<[IpNet]> = state.login.sessions().login_settings().rate_limit.trusted_proxies.clone().into();
     ServiceBuilder::new()
         .layer(tower::layer::layer_fn(move |inner| Observe {
             inner,
             state: pages.clone(),
             histograms: histograms.clone(),
-            trusted: trusted.clone(),
         }))
         .map_response(Response::into_response)
         // Every failure is logged once where it is handled (`AppError`, the panic handler, the error-page rendering
