@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod db;
+pub mod logs;
 mod mariadb;
 pub mod webdriver;
 

@@ -1,10 +1,8 @@
 //! The session cookie's name and what the layer does with cookies it cannot trust: `__Host-` over https, two
 //! session cookies (one may be planted), malformed ones, and the log they may cause.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::http::StatusCode;
+use signin_testkit::logs::Logs;
 
 use crate::support::{BASE_NAME, Options, SESSION_COOKIE, Site};
 
@@ -57,31 +55,10 @@ async fn a_malformed_session_cookie_is_ignored_and_cleared_and_other_cookies_pas
     assert!(reply.set_cookie(SESSION_COOKIE).is_some_and(|c| c.is_removal()));
 }
 
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn ten_thousand_garbage_requests_write_a_bounded_number_of_log_lines() {
-    let lines = Lines::default();
-    let sink = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        // As the library's README asks of a service: tower-sessions' own line per unknown session id kept to errors.
-        .with_env_filter("info,tower_sessions_core::session=error")
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // As the library's README asks of a service: tower-sessions' own line per unknown session id kept to errors.
+    let (logs, _guard) = Logs::capture("info,tower_sessions_core::session=error");
     let site = Site::new();
 
     for n in 0..10_000 {
@@ -103,8 +80,9 @@ async fn ten_thousand_garbage_requests_write_a_bounded_number_of_log_lines() {
         assert!(reply.status.is_success() || reply.status.is_client_error() || reply.status.is_redirection());
     }
 
-    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
-    let count = written.lines().count();
+    let lines = logs.take();
+    let count = lines.len();
+    let written = lines.join("\n");
     assert!(count <= 20, "{count} log lines for 10,000 garbage requests:\n{written}");
     for kind in ["malformed session cookie", "several session cookies", "names no stored session", "refused"] {
         assert!(written.contains(kind), "{kind}: the noise is summed up, not hidden:\n{written}");

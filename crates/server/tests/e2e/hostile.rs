@@ -10,8 +10,7 @@
 //! Logs are captured per test with a thread-local subscriber: each test runs on a current-thread runtime, so the
 //! app, the provider and the client all log on the test's thread (under nextest and under `cargo test` alike).
 
-use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url, header};
@@ -19,60 +18,10 @@ use serde_json::json;
 use signin::Settings;
 use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, Fault, HostileIdp, Scenario};
 use signin_testkit::TestDb;
+use signin_testkit::logs::Logs;
 use tracing::subscriber::DefaultGuard;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::helpers::{Browser, RegisteredClient, TestApp, location};
-
-// ---- log capture ----
-
-/// The WARN and ERROR lines logged on this test's thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Logs {
-    /// Starts capturing WARN and above on this thread until the guard drops.
-    fn capture() -> (Self, DefaultGuard) {
-        let logs = Self::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .without_time()
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    /// The lines logged since the last call. MySQL's slow-statement notices (a loaded machine) are left out: they
-    /// are about the test database, not about the request.
-    fn take(&self) -> Vec<String> {
-        let bytes = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|line| !line.trim().is_empty() && !line.contains("slow statement"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 // ---- one app against one hostile provider ----
 
@@ -128,7 +77,7 @@ impl Case {
     }
 
     async fn start_with(scenario: Scenario, tweak: impl FnOnce(&mut Settings)) -> Self {
-        let (logs, guard) = Logs::capture();
+        let (logs, guard) = Logs::capture("warn");
         let idp = HostileIdp::start(scenario).await.expect("hostile provider starts");
         let db = TestDb::create().await.expect("test database");
         // These cases are about the callback; /login's own provider check is covered by the outage tests, and its

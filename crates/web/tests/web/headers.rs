@@ -253,36 +253,15 @@ async fn a_request_id_sent_by_the_client_is_not_taken_from_anyone_but_a_trusted_
     assert_ne!(request_id(&response), "forged-id");
 }
 
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_lines_of_a_request_carry_its_id() {
-    let lines = Lines::default();
-    let sink = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = signin_testkit::logs::Logs::capture("info");
     let app = TestApp::new();
     let ids = std::sync::Mutex::new(Vec::new());
 
     sign_in_inspecting(&app, |response| ids.lock().expect("lock").push(request_id(response))).await;
 
-    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+    let written = logs.take().join("\n");
     let callback_id = ids.lock().expect("lock").last().cloned().expect("the callback's id");
     let signed_in = written.lines().find(|line| line.contains("signed in")).expect("the sign-in is logged");
     assert!(signed_in.contains(&format!("id={callback_id}")), "{signed_in}");
