@@ -71,3 +71,26 @@ ensure_rust() {
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
   command -v cargo >/dev/null 2>&1 || apt_install cargo rustc build-essential pkg-config
 }
+
+# For the scripts that run release builds (bench, soak): SQL as root, a free loopback port, and an instance of the
+# release binary against the development provider ($ISSUER) on MariaDB.
+sql() { mariadb --protocol=tcp -h "$MYSQL_HOST" -P "$MYSQL_PORT" -uroot "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts target/release/signin in the background and sets LAST_PID. Other APP__ settings come from the caller's
+# environment, e.g. `APP__LOG__FILTER=warn start_release_app …`. Metrics go to a port of their own, since several
+# instances share the machine.
+start_release_app() { # $1: port, $2: database, $3: public URL, $4: attempt-cookie key, $5: log file
+  APP_ENVIRONMENT=development APP__SERVER__PORT="$1" APP__SERVER__PUBLIC_URL="$3" \
+    APP__DATABASE__URL="mysql://root@$MYSQL_HOST:$MYSQL_PORT/$2" APP__OIDC__ISSUER="$ISSUER" \
+    APP__OIDC__CLIENT_ID=signin-dev APP__OIDC__CLIENT_SECRET=dev-secret-not-for-production \
+    APP__LOGIN__COOKIE_KEYS="$4" APP__SERVER__METRICS_ADDRESS=127.0.0.1:0 APP__SESSION__SECURE=false \
+    "$ROOT/target/release/signin" serve >"$5" 2>&1 &
+  LAST_PID=$!
+}
+
+# Waits until a URL answers 2xx (10 s at most); else shows the log and exits.
+wait_ready() { # $1: URL, $2: log to show if it does not, $3: what it is
+  for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  curl -fs "$1" >/dev/null || { cat "$2"; say "$3 did not start"; exit 1; }
+}
