@@ -25,22 +25,45 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// Ends every session of the users with this email address (the `sessions revoke --user` command), on every
 /// instance within the cache's coherence bound. Returns how many sessions were ended.
 pub async fn revoke_sessions(settings: &Settings, email: &str) -> anyhow::Result<usize> {
-    let users =
-        MySqlUserRepository::new(signin_persistence::pool(&settings.database).context("building the user-store pool")?);
-    let pool = signin_login::sqlx_pool(&settings.database.url, 2, settings.database.connect_timeout)
-        .context("building the session-store pool")?;
-    let store = MySqlSessionStore::new(pool.clone()).context("opening the session store")?;
-    // Through the cache, so that the deletions reach the change feed and every instance drops them.
-    let store = CachedStore::new(store, Arc::new(MySqlChangeFeed::new(pool.clone())), settings.session.cache.clone());
-    let directory = MySqlSessionDirectory::new(pool);
+    let stores = Stores::open(settings)?;
     let mut ended = 0;
-    for user in users.find_by_email(email).await.context("looking the user up")? {
+    for user in stores.users.find_by_email(email).await.context("looking the user up")? {
         let owner = signin_session::owner_key(user.issuer.as_ref(), user.subject.as_ref());
-        ended += signin_session::end_all_sessions(&store, &directory, &owner)
+        // Through the cache, so that the deletions reach the change feed and every instance drops them.
+        ended += signin_session::end_all_sessions(&stores.cached, &*stores.directory, &owner)
             .await
             .map_err(|err| anyhow::anyhow!("ending the sessions failed: {err}"))?;
     }
     Ok(ended)
+}
+
+/// The stores of users and sessions, as the server and the operator commands use them.
+struct Stores {
+    user_pool: signin_persistence::DbPool,
+    users: Arc<dyn UserRepository>,
+    session_pool: sqlx::MySqlPool,
+    store: MySqlSessionStore,
+    /// `store` behind the session cache, publishing every change to the change feed.
+    cached: CachedStore<MySqlSessionStore>,
+    directory: Arc<dyn SessionDirectory>,
+}
+
+impl Stores {
+    fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let user_pool = signin_persistence::pool(&settings.database).context("building the user-store pool")?;
+        let users: Arc<dyn UserRepository> = Arc::new(MySqlUserRepository::new(user_pool.clone()));
+        let session_pool = signin_login::sqlx_pool(
+            &settings.database.url,
+            settings.session.pool_size,
+            settings.database.connect_timeout,
+        )
+        .context("building the session-store pool")?;
+        let store = MySqlSessionStore::new(session_pool.clone()).context("opening the session store")?;
+        let feed = Arc::new(MySqlChangeFeed::new(session_pool.clone()));
+        let cached = CachedStore::new(store.clone(), feed, settings.session.cache.clone());
+        let directory: Arc<dyn SessionDirectory> = Arc::new(MySqlSessionDirectory::new(session_pool.clone()));
+        Ok(Self { user_pool, users, session_pool, store, cached, directory })
+    }
 }
 
 /// A built application, bound to its port, ready to serve.
@@ -78,20 +101,8 @@ impl Application {
         if settings.server.run_migrations {
             migrate(&settings).await?;
         }
-        let user_pool = signin_persistence::pool(&settings.database).context("building the user-store pool")?;
-        let users: Arc<dyn UserRepository> = Arc::new(MySqlUserRepository::new(user_pool.clone()));
-        let session_pool = signin_login::sqlx_pool(
-            &settings.database.url,
-            settings.session.pool_size,
-            settings.database.connect_timeout,
-        )
-        .context("building the session-store pool")?;
-        let store = MySqlSessionStore::new(session_pool.clone()).context("opening the session store")?;
+        let Stores { user_pool, users, session_pool, store, cached, directory } = Stores::open(&settings)?;
         let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
-        let feed = Arc::new(MySqlChangeFeed::new(session_pool.clone()));
-        let session_pool_for_metrics = session_pool.clone();
-        let directory: Arc<dyn SessionDirectory> = Arc::new(MySqlSessionDirectory::new(session_pool));
-        let cached = CachedStore::new(store.clone(), feed, settings.session.cache.clone());
         let feed_reader = cached.spawn_feed_reader();
 
         let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
@@ -122,7 +133,7 @@ impl Application {
             let listener = TcpListener::bind(address)
                 .await
                 .with_context(|| format!("binding server.metrics_address {address}"))?;
-            tasks.push(crate::metrics::spawn_sampler(handle.clone(), user_pool, session_pool_for_metrics));
+            tasks.push(crate::metrics::spawn_sampler(handle.clone(), user_pool, session_pool));
             metrics = Some((listener, crate::metrics::router(handle, settings.server.metrics_token.clone())));
         }
         Ok(Self { listener, router, connections, draining, metrics, tasks })
