@@ -1,8 +1,6 @@
-//! A small W3C WebDriver client for browser tests: starts `chromedriver`, opens headless Chromium sessions and
-//! drives them (navigate, find, click, type, run a script, take a screenshot).
-//!
-//! It speaks the [WebDriver protocol](https://www.w3.org/TR/webdriver2/) as JSON over HTTP with `reqwest`, which
-//! covers what the tests need without a heavy client library.
+//! Browser tests' driver: starts Debian's `chromedriver` and opens headless Chromium sessions on it, driven with
+//! [`fantoccini`] (a well-kept W3C WebDriver client). What this module adds is what fantoccini leaves to its user:
+//! the driver process, Chromium's quiet command line, and closing a browser that a failed test left open.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,11 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
+pub use fantoccini::{Client, Locator, elements::Element};
 use serde_json::{Value, json};
-
-/// The key under which WebDriver returns element references.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where Debian's `chromium-driver` package puts the driver.
 pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -28,11 +23,10 @@ pub struct ChromeDriver {
     child: Child,
     port: u16,
     url: String,
-    http: reqwest::Client,
     open: OpenSessions,
 }
 
-/// The ids of the sessions not yet quit.
+/// The ids of the sessions opened (closed ones included: closing twice is harmless).
 type OpenSessions = Arc<Mutex<Vec<String>>>;
 
 impl ChromeDriver {
@@ -58,10 +52,10 @@ impl ChromeDriver {
             .spawn()
             .with_context(|| format!("starting {}", path.display()))?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("http client")?;
-        let driver = Self { child, port, url: format!("http://127.0.0.1:{port}"), http, open: OpenSessions::default() };
+        let driver = Self { child, port, url: format!("http://127.0.0.1:{port}"), open: OpenSessions::default() };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let ready = driver.http.get(format!("{}/status", driver.url)).send().await;
+            let ready = http.get(format!("{}/status", driver.url)).send().await;
             if let Ok(response) = ready
                 && let Ok(status) = response.json::<Value>().await
                 && status["value"]["ready"] == Value::Bool(true)
@@ -75,37 +69,32 @@ impl ChromeDriver {
         }
     }
 
-    /// Opens a browser: a new WebDriver session.
-    pub async fn open(&self, options: &BrowserOptions) -> anyhow::Result<Browser> {
-        let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "chrome",
-                    "pageLoadStrategy": "normal",
-                    "goog:chromeOptions": {
-                        "binary": options.binary,
-                        "args": options.args(),
-                    },
-                },
-            },
-        });
-        let response = self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await;
-        let value = unwrap_response(response.context("POST /session"), "new session").await?;
-        let id = value["sessionId"].as_str().context("no sessionId in the new-session response")?.to_owned();
-        lock(&self.open).push(id.clone());
-        Ok(Browser {
-            http: self.http.clone(),
-            session: format!("{}/session/{id}", self.url),
-            id,
-            open: self.open.clone(),
-        })
+    /// Opens a browser: a new WebDriver session. It closes when [`Client::close`] is called, when the last handle
+    /// to it is dropped, or at the latest when the driver is dropped.
+    pub async fn open(&self, options: &BrowserOptions) -> anyhow::Result<Client> {
+        let mut capabilities = fantoccini::wd::Capabilities::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert("pageLoadStrategy".into(), json!("normal"));
+        capabilities.insert("goog:chromeOptions".into(), json!({ "binary": options.binary, "args": options.args() }));
+        // The driver is on loopback: plain HTTP, no TLS stack.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .context("opening a Chromium session")?;
+        if let Some(id) = client.session_id().await.context("the new session's id")? {
+            lock(&self.open).push(id);
+        }
+        Ok(client)
     }
 }
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        // A test that failed half-way leaves its browser open; killing only the driver would orphan Chromium.
-        // Drop cannot await, so these last requests are written by hand over a blocking socket.
+        // A test that failed half-way may leave its browser open (its client's own clean-up needs the runtime, which
+        // a panicking test is tearing down); killing only the driver would orphan Chromium. Drop cannot await, so
+        // these last requests are written by hand over a blocking socket; a session closed already answers 404.
         for id in lock(&self.open).drain(..) {
             let _ = delete_session_blocking(self.port, &id);
         }
@@ -164,182 +153,6 @@ impl BrowserOptions {
         args.push(format!("--window-size={},{}", self.window.0, self.window.1));
         args
     }
-}
-
-/// One WebDriver session: a browser window.
-#[derive(Debug, Clone)]
-pub struct Browser {
-    http: reqwest::Client,
-    session: String,
-    id: String,
-    open: OpenSessions,
-}
-
-/// An element of the current page.
-#[derive(Debug, Clone)]
-pub struct Element {
-    browser: Browser,
-    id: String,
-}
-
-impl Browser {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.session);
-        let mut request = self.http.request(method.clone(), &url);
-        // WebDriver wants a JSON body on every POST, even an empty one.
-        if method == reqwest::Method::POST {
-            request = request.json(&body.unwrap_or_else(|| json!({})));
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"));
-        unwrap_response(response, &format!("{method} {path}")).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    /// Opens `url` and waits for the page to load.
-    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.post("/url", json!({ "url": url })).await.map(drop)
-    }
-
-    /// The current page's URL.
-    pub async fn url(&self) -> anyhow::Result<String> {
-        Ok(self.get("/url").await?.as_str().context("url is not a string")?.to_owned())
-    }
-
-    /// The current page's title.
-    pub async fn title(&self) -> anyhow::Result<String> {
-        Ok(self.get("/title").await?.as_str().unwrap_or_default().to_owned())
-    }
-
-    /// The browser's back button.
-    pub async fn back(&self) -> anyhow::Result<()> {
-        self.post("/back", json!({})).await.map(drop)
-    }
-
-    /// Sets the window's outer size.
-    pub async fn resize(&self, width: u32, height: u32) -> anyhow::Result<()> {
-        self.post("/window/rect", json!({ "width": width, "height": height })).await.map(drop)
-    }
-
-    /// The first element matching a CSS selector.
-    pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
-        match self.post("/element", json!({ "using": "css selector", "value": css })).await {
-            Ok(value) => self.element(&value),
-            Err(err) => Err(err.context(format!("finding `{css}` on {}", self.url().await.unwrap_or_default()))),
-        }
-    }
-
-    /// Every element matching a CSS selector (maybe none).
-    pub async fn find_all(&self, css: &str) -> anyhow::Result<Vec<Element>> {
-        let value = self.post("/elements", json!({ "using": "css selector", "value": css })).await?;
-        value.as_array().context("elements is not a list")?.iter().map(|v| self.element(v)).collect()
-    }
-
-    /// Waits up to `timeout` for an element matching `css`.
-    pub async fn wait_for(&self, css: &str, timeout: Duration) -> anyhow::Result<Element> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(element) = self.find_all(css).await?.into_iter().next() {
-                return Ok(element);
-            }
-            if Instant::now() > deadline {
-                bail!("no `{css}` within {timeout:?} on {}", self.url().await.unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits up to `timeout` until the current URL satisfies `done`; returns it.
-    pub async fn wait_for_url(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> anyhow::Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let url = self.url().await?;
-            if done(&url) {
-                return Ok(url);
-            }
-            if Instant::now() > deadline {
-                bail!("still on {url} after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn element(&self, value: &Value) -> anyhow::Result<Element> {
-        let id = value[ELEMENT_KEY].as_str().with_context(|| format!("not an element reference: {value}"))?.to_owned();
-        Ok(Element { browser: self.clone(), id })
-    }
-
-    /// Runs a script in the page (`return …` gives a value back); `args` are its `arguments`.
-    pub async fn execute(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
-        self.post("/execute/sync", json!({ "script": script, "args": args })).await
-    }
-
-    /// A PNG of the viewport.
-    pub async fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
-        let encoded = self.get("/screenshot").await?;
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_str().context("screenshot is not a string")?)
-            .context("screenshot is not base64")
-    }
-
-    /// Ends the session: the browser closes (and writes its profile, cookies included, to disk).
-    pub async fn quit(self) -> anyhow::Result<()> {
-        lock(&self.open).retain(|id| *id != self.id);
-        self.call(reqwest::Method::DELETE, "", None).await.map(drop)
-    }
-}
-
-impl Element {
-    /// Clicks it.
-    pub async fn click(&self) -> anyhow::Result<()> {
-        self.browser.post(&format!("/element/{}/click", self.id), json!({})).await.map(drop)
-    }
-
-    /// Types `text` into it.
-    pub async fn send_keys(&self, text: &str) -> anyhow::Result<()> {
-        self.browser.post(&format!("/element/{}/value", self.id), json!({ "text": text })).await.map(drop)
-    }
-
-    /// Its rendered (visible) text.
-    pub async fn text(&self) -> anyhow::Result<String> {
-        Ok(self.browser.get(&format!("/element/{}/text", self.id)).await?.as_str().unwrap_or_default().to_owned())
-    }
-
-    /// Whether it is displayed.
-    pub async fn is_displayed(&self) -> anyhow::Result<bool> {
-        Ok(self.browser.get(&format!("/element/{}/displayed", self.id)).await?.as_bool().unwrap_or(false))
-    }
-
-    /// An attribute's value, if set.
-    pub async fn attribute(&self, name: &str) -> anyhow::Result<Option<String>> {
-        let value = self.browser.get(&format!("/element/{}/attribute/{name}", self.id)).await?;
-        Ok(value.as_str().map(str::to_owned))
-    }
-
-    /// Runs a script with this element as `arguments[0]`.
-    pub async fn execute(&self, script: &str) -> anyhow::Result<Value> {
-        self.browser.execute(script, vec![json!({ ELEMENT_KEY: self.id })]).await
-    }
-}
-
-/// The `value` of a WebDriver response, or its error as an `anyhow::Error`.
-async fn unwrap_response(response: anyhow::Result<reqwest::Response>, what: &str) -> anyhow::Result<Value> {
-    let response = response?;
-    let status = response.status();
-    let mut body: Value = response.json().await.with_context(|| format!("{what}: the answer is not JSON"))?;
-    let value = body.get_mut("value").map(Value::take).unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(value);
-    }
-    let error = value["error"].as_str().unwrap_or("unknown error");
-    let message = value["message"].as_str().unwrap_or_default();
-    bail!("{what}: WebDriver {status} {error}: {message}")
 }
 
 fn lock(open: &OpenSessions) -> std::sync::MutexGuard<'_, Vec<String>> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use signin_testkit::TestDb;
-use signin_testkit::webdriver::{Browser, BrowserOptions, ChromeDriver};
+use signin_testkit::webdriver::{BrowserOptions, ChromeDriver, Client as Browser, Element, Locator};
 
 use crate::helpers::{LOGIN_BUTTON, TestApp, issuer};
 
@@ -41,6 +41,47 @@ fn screenshot_dir() -> PathBuf {
     target.join("screenshots")
 }
 
+/// The first element matching a CSS selector.
+async fn find(browser: &Browser, css: &str) -> Element {
+    match browser.find(Locator::Css(css)).await {
+        Ok(element) => element,
+        Err(err) => panic!("no `{css}` on {}: {err}", url(browser).await),
+    }
+}
+
+/// The text of the first element matching a CSS selector.
+async fn text_of(browser: &Browser, css: &str) -> String {
+    find(browser, css).await.text().await.expect("text")
+}
+
+/// The current URL.
+async fn url(browser: &Browser) -> String {
+    browser.current_url().await.expect("url").to_string()
+}
+
+/// Waits for an element matching `css`.
+async fn wait_for(browser: &Browser, css: &str) -> Element {
+    browser.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|err| panic!("no `{css}`: {err}"))
+}
+
+/// Waits until the current URL satisfies `done`; returns it.
+async fn wait_for_url(browser: &Browser, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = url(browser).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(std::time::Instant::now() < deadline, "still on {now} after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs a script in the page with no arguments.
+async fn execute(browser: &Browser, script: &str) -> Value {
+    browser.execute(script, vec![]).await.expect("script")
+}
+
 async fn screenshot(browser: &Browser, name: &str) {
     let png = browser.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
@@ -57,10 +98,9 @@ fn origin(url: &str) -> String {
 
 /// Every URL the current page loaded (itself and its resources: styles, scripts, images) is on one of `allowed`.
 async fn assert_no_third_party_requests(browser: &Browser, allowed: &[String]) {
-    let urls = browser
-        .execute("return [location.href].concat(performance.getEntriesByType('resource').map((e) => e.name));", vec![])
-        .await
-        .expect("resource timing");
+    let urls =
+        execute(browser, "return [location.href].concat(performance.getEntriesByType('resource').map((e) => e.name));")
+            .await;
     let urls: Vec<&str> = urls.as_array().expect("a list").iter().filter_map(Value::as_str).collect();
     assert!(urls.len() > 1, "the page loaded its stylesheet and script: {urls:?}");
     for url in &urls {
@@ -70,14 +110,14 @@ async fn assert_no_third_party_requests(browser: &Browser, allowed: &[String]) {
 
 /// The rendered text of the page.
 async fn page_text(browser: &Browser) -> String {
-    browser.find("body").await.expect("body").text().await.expect("text")
+    text_of(browser, "body").await
 }
 
 /// Clicks and waits until the browser has left the current URL.
 async fn click_and_leave(browser: &Browser, css: &str) {
-    let before = browser.url().await.expect("url");
-    browser.find(css).await.expect(css).click().await.expect("click");
-    browser.wait_for_url(WAIT, |url| url != before).await.expect("the click navigates");
+    let before = url(browser).await;
+    find(browser, css).await.click().await.expect("click");
+    wait_for_url(browser, |now| now != before).await;
 }
 
 /// Waits until Chromium has let go of its profile (it removes `SingletonLock` when it exits), so the next browser
@@ -96,35 +136,31 @@ async fn wait_for_browser_exit(profile: &Path) {
 /// From the provider's pages (login, then consent) back to the app.
 async fn sign_in_at_the_provider(browser: &Browser, app: &TestApp, login: &str) {
     for _ in 0..4 {
-        let url = browser.url().await.expect("url");
-        if url.starts_with(&app.base) {
+        let now = url(browser).await;
+        if now.starts_with(&app.base) {
             return;
         }
-        assert!(url.starts_with(&issuer()), "at the provider: {url}");
-        let field = browser.wait_for("input[name=login], input[name=prompt][value=consent]", WAIT).await.expect("form");
-        if field.attribute("name").await.expect("name").as_deref() == Some("login") {
+        assert!(now.starts_with(&issuer()), "at the provider: {now}");
+        let field = wait_for(browser, "input[name=login], input[name=prompt][value=consent]").await;
+        if field.attr("name").await.expect("name").as_deref() == Some("login") {
             field.send_keys(login).await.expect("type the login");
-            browser
-                .find("input[name=password]")
-                .await
-                .expect("password")
-                .send_keys("any password")
-                .await
-                .expect("type");
+            find(browser, "input[name=password]").await.send_keys("any password").await.expect("type");
         }
         click_and_leave(browser, "button[type=submit]").await;
     }
-    browser.wait_for_url(WAIT, |url| url.starts_with(&app.base)).await.expect("back at the app");
+    wait_for_url(browser, |now| now.starts_with(&app.base)).await;
 }
 
 /// Waits for the profile picture to load; returns `[naturalWidth, width, height, borderRadius, currentSrc]`.
 async fn loaded_picture(browser: &Browser) -> Value {
-    let img = browser.wait_for("img.avatar", WAIT).await.expect("the profile picture");
+    let img = wait_for(browser, "img.avatar").await;
+    let img = serde_json::to_value(&img).expect("an element reference");
     for _ in 0..100 {
-        let state = img
+        let state = browser
             .execute(
                 "const i = arguments[0], s = getComputedStyle(i), r = i.getBoundingClientRect();
                  return i.complete ? [i.naturalWidth, r.width, r.height, s.borderTopLeftRadius, i.currentSrc] : null;",
+                vec![img.clone()],
             )
             .await
             .expect("picture state");
@@ -138,14 +174,11 @@ async fn loaded_picture(browser: &Browser) -> Value {
 
 /// At phone width the page fits: nothing scrolls sideways.
 async fn assert_fits_a_phone(browser: &Browser, name: &str) {
-    browser.resize(390, 844).await.expect("resize");
-    let fits = browser
-        .execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
-        .await
-        .expect("layout");
+    browser.set_window_size(390, 844).await.expect("resize");
+    let fits = execute(browser, "return document.documentElement.scrollWidth <= window.innerWidth;").await;
     assert_eq!(fits, Value::Bool(true), "{name}: the page scrolls sideways at 390 px");
     screenshot(browser, &format!("{name}-phone")).await;
-    browser.resize(1280, 900).await.expect("resize back");
+    browser.set_window_size(1280, 900).await.expect("resize back");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,21 +195,18 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
 
     // The login page.
     browser.goto(&app.url("/")).await.expect("open /");
-    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Login to continue");
-    let button = browser.find("a[href='/login']").await.expect("the sign-in button");
-    assert_eq!(button.text().await.expect("text"), LOGIN_BUTTON);
-    assert_eq!(browser.find("html").await.expect("html").attribute("lang").await.expect("lang").as_deref(), Some("en"));
+    assert_eq!(text_of(&browser, "h1").await, "Login to continue");
+    assert_eq!(text_of(&browser, "a[href='/login']").await, LOGIN_BUTTON);
+    assert_eq!(find(&browser, "html").await.attr("lang").await.expect("lang").as_deref(), Some("en"));
     assert_no_third_party_requests(&browser, &allowed).await;
     screenshot(&browser, "login").await;
     assert_fits_a_phone(&browser, "login").await;
-    let focus = browser
-        .execute(
-            "const a = document.querySelector(\"a[href='/login']\"); a.focus();
-             const s = getComputedStyle(a); const ring = [s.outlineStyle, s.outlineWidth]; a.blur(); return ring;",
-            vec![],
-        )
-        .await
-        .expect("focus");
+    let focus = execute(
+        &browser,
+        "const a = document.querySelector(\"a[href='/login']\"); a.focus();
+         const s = getComputedStyle(a); const ring = [s.outlineStyle, s.outlineWidth]; a.blur(); return ring;",
+    )
+    .await;
     assert_eq!(focus, serde_json::json!(["solid", "3px"]), "a visible focus ring on the sign-in button");
 
     // Act: sign in as a person would.
@@ -184,9 +214,9 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
     sign_in_at_the_provider(&browser, &app, "alice").await;
 
     // The profile: picture, name, email, Logout.
-    browser.wait_for_url(WAIT, |url| url == app.url("/")).await.expect("the profile at /");
-    assert_eq!(browser.find("h1").await.expect("name").text().await.expect("text"), "Alice Example");
-    let email = browser.find(".email").await.expect("email");
+    wait_for_url(&browser, |now| now == app.url("/")).await;
+    assert_eq!(text_of(&browser, "h1").await, "Alice Example");
+    let email = find(&browser, ".email").await;
     assert!(email.is_displayed().await.expect("displayed"));
     assert!(email.text().await.expect("text").contains("alice@example.com"));
     let picture = loaded_picture(&browser).await;
@@ -197,44 +227,44 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
     let radius = picture[3].as_str().expect("radius");
     let round = radius == "50%" || radius.trim_end_matches("px").parse::<f64>().is_ok_and(|r| r >= width / 2.0);
     assert!(round, "a round picture: border-radius {radius}");
-    let img = browser.find("img.avatar").await.expect("picture");
-    assert_eq!(img.attribute("alt").await.expect("alt").as_deref(), Some("Profile picture of Alice Example"));
-    assert_eq!(img.attribute("referrerpolicy").await.expect("policy").as_deref(), Some("no-referrer"));
-    assert!(browser.find("form[action='/logout'] button").await.expect("Logout").is_displayed().await.expect("shown"));
+    let img = find(&browser, "img.avatar").await;
+    assert_eq!(img.attr("alt").await.expect("alt").as_deref(), Some("Profile picture of Alice Example"));
+    assert_eq!(img.attr("referrerpolicy").await.expect("policy").as_deref(), Some("no-referrer"));
+    assert!(find(&browser, "form[action='/logout'] button").await.is_displayed().await.expect("shown"));
     assert_no_third_party_requests(&browser, &allowed).await;
     screenshot(&browser, "profile").await;
     assert_fits_a_phone(&browser, "profile").await;
 
     // Quit the browser and start it again on the same profile: still signed in.
-    browser.quit().await.expect("quit");
+    browser.close().await.expect("quit");
     wait_for_browser_exit(&profile.0).await;
     let browser = driver.open(&options).await.expect("Chromium starts again");
     browser.goto(&app.url("/")).await.expect("open / again");
-    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Alice Example", "still signed in");
+    assert_eq!(text_of(&browser, "h1").await, "Alice Example", "still signed in");
 
     // Logout: back on the login page; the back button does not bring the profile back.
     click_logout(&browser).await;
-    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Login to continue");
+    assert_eq!(text_of(&browser, "h1").await, "Login to continue");
     browser.back().await.expect("back");
-    browser.wait_for("h1", WAIT).await.expect("a page after going back");
+    wait_for(&browser, "h1").await;
     let text = page_text(&browser).await;
     assert!(!text.contains("alice@example.com") && !text.contains("Alice Example"), "the profile came back: {text}");
     assert!(text.contains(LOGIN_BUTTON), "{text}");
 
     // An error page, in the same card.
     browser.goto(&app.url("/login/callback?state=x&code=y")).await.expect("open a stale callback");
-    assert_eq!(browser.find("h1").await.expect("h1").text().await.expect("text"), "Sign-in expired");
-    assert_eq!(browser.find(".status").await.expect("status").text().await.expect("text"), "Error 400");
-    assert!(browser.find("a[href='/']").await.expect("a way back").is_displayed().await.expect("shown"));
+    assert_eq!(text_of(&browser, "h1").await, "Sign-in expired");
+    assert_eq!(text_of(&browser, ".status").await, "Error 400");
+    assert!(find(&browser, "a[href='/']").await.is_displayed().await.expect("shown"));
     assert_no_third_party_requests(&browser, &allowed).await;
     screenshot(&browser, "error").await;
 
-    browser.quit().await.expect("quit");
+    browser.close().await.expect("quit");
 }
 
 /// Clicks Logout. The answer is a redirect to `/`, the URL the profile already had, so wait for the login page
 /// rather than for a new URL.
 async fn click_logout(browser: &Browser) {
-    browser.find("form[action='/logout'] button").await.expect("Logout").click().await.expect("click Logout");
-    browser.wait_for("a[href='/login']", WAIT).await.expect("the login page after Logout");
+    find(browser, "form[action='/logout'] button").await.click().await.expect("click Logout");
+    wait_for(browser, "a[href='/login']").await;
 }
