@@ -79,11 +79,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # Starts target/release/signin in the background and sets LAST_PID. Other APP__ settings come from the caller's
 # environment, e.g. `APP__LOG__FILTER=warn start_release_app …`. Metrics go to a port of their own, since several
-# instances share the machine.
+# instances share the machine. The provider is $ISSUER, its client $CLIENT_ID / $CLIENT_SECRET (default: the
+# development provider's).
 start_release_app() { # $1: port, $2: database, $3: public URL, $4: attempt-cookie key, $5: log file
   APP_ENVIRONMENT=development APP__SERVER__PORT="$1" APP__SERVER__PUBLIC_URL="$3" \
     APP__DATABASE__URL="mysql://root@$MYSQL_HOST:$MYSQL_PORT/$2" APP__OIDC__ISSUER="$ISSUER" \
-    APP__OIDC__CLIENT_ID=signin-dev APP__OIDC__CLIENT_SECRET=dev-secret-not-for-production \
+    APP__OIDC__CLIENT_ID="${CLIENT_ID:-signin-dev}" APP__OIDC__CLIENT_SECRET="${CLIENT_SECRET:-dev-secret-not-for-production}" \
     APP__LOGIN__COOKIE_KEYS="$4" APP__SERVER__METRICS_ADDRESS=127.0.0.1:0 APP__SESSION__SECURE=false \
     "$ROOT/target/release/signin" serve >"$5" 2>&1 &
   LAST_PID=$!

@@ -145,6 +145,8 @@ pub struct HostileIdp {
 
 struct Grant {
     redirect_uri: String,
+    /// Who signs in: the `login_hint`, when it is a plain name, else [`SUBJECT`].
+    subject: String,
     code_challenge: String,
     nonce: Option<String>,
     used: bool,
@@ -155,7 +157,8 @@ struct Shared {
     keys: Keys,
     scenario: Mutex<Scenario>,
     grants: Mutex<HashMap<String, Grant>>,
-    access_tokens: Mutex<Vec<String>>,
+    /// Each access token issued, with its subject.
+    access_tokens: Mutex<Vec<(String, String)>>,
     hits: Mutex<HashMap<String, usize>>,
 }
 
@@ -334,6 +337,7 @@ async fn authorize(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<St
         code.clone(),
         Grant {
             redirect_uri: redirect_uri.clone(),
+            subject: q.get("login_hint").filter(|hint| plain_name(hint)).cloned().unwrap_or_else(|| SUBJECT.to_owned()),
             code_challenge: challenge.clone(),
             nonce: q.get("nonce").cloned(),
             used: false,
@@ -422,7 +426,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
     if form.grant_type.as_deref() != Some("authorization_code") {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
-    let nonce = {
+    let (nonce, subject) = {
         let mut grants = lock(&shared.grants);
         let Some(grant) = form.code.as_deref().and_then(|code| grants.get_mut(code)) else {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -436,11 +440,11 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
         if form.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) || !verifier_ok {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         }
-        grant.nonce.clone()
+        (grant.nonce.clone(), grant.subject.clone())
     };
     let access_token = random_token();
-    lock(&shared.access_tokens).push(access_token.clone());
-    match id_token(&shared, &scenario, nonce, &access_token) {
+    lock(&shared.access_tokens).push((access_token.clone(), subject.clone()));
+    match id_token(&shared, &scenario, &subject, nonce, &access_token) {
         Ok(id_token) => json_response(
             StatusCode::OK,
             &json!({
@@ -455,13 +459,24 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
     }
 }
 
-/// The person's claims with the scenario's overrides (`null` removes).
-fn profile(scenario: &Scenario) -> Map<String, Value> {
+/// A `login_hint` that names who signs in: 1 to 64 ASCII letters, digits, `-` or `_`.
+fn plain_name(hint: &str) -> bool {
+    (1..=64).contains(&hint.len()) && hint.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The person's claims with the scenario's overrides (`null` removes): Ada for [`SUBJECT`], else `<sub>@example.com`.
+fn profile(scenario: &Scenario, subject: &str) -> Map<String, Value> {
     let mut claims = Map::new();
-    claims.insert("email".into(), json!("ada@example.com"));
+    if subject == SUBJECT {
+        claims.insert("email".into(), json!("ada@example.com"));
+        claims.insert("name".into(), json!("Ada Lovelace"));
+        claims.insert("given_name".into(), json!("Ada"));
+    } else {
+        claims.insert("email".into(), json!(format!("{subject}@example.com")));
+        claims.insert("name".into(), json!(subject));
+        claims.insert("given_name".into(), json!(subject));
+    }
     claims.insert("email_verified".into(), json!(true));
-    claims.insert("name".into(), json!("Ada Lovelace"));
-    claims.insert("given_name".into(), json!("Ada"));
     claims.insert("picture".into(), json!("https://example.com/ada.png"));
     for (name, value) in &scenario.claims {
         if value.is_null() {
@@ -473,11 +488,17 @@ fn profile(scenario: &Scenario) -> Map<String, Value> {
     claims
 }
 
-fn id_token(shared: &Shared, scenario: &Scenario, nonce: Option<String>, access_token: &str) -> anyhow::Result<String> {
+fn id_token(
+    shared: &Shared,
+    scenario: &Scenario,
+    subject: &str,
+    nonce: Option<String>,
+    access_token: &str,
+) -> anyhow::Result<String> {
     let now = now();
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(shared.issuer));
-    claims.insert("sub".into(), json!(SUBJECT));
+    claims.insert("sub".into(), json!(subject));
     claims.insert("aud".into(), json!(CLIENT_ID));
     claims.insert("azp".into(), json!(CLIENT_ID));
     claims.insert("iat".into(), json!(now));
@@ -488,7 +509,7 @@ fn id_token(shared: &Shared, scenario: &Scenario, nonce: Option<String>, access_
     }
     let fault = &scenario.fault;
     if !matches!(fault, Fault::ProfileOnlyInUserinfo | Fault::UserinfoSubMismatch) {
-        claims.extend(profile(scenario));
+        claims.extend(profile(scenario, subject));
     }
     match fault {
         Fault::IdTokenIssuerMismatch => drop(claims.insert("iss".into(), json!("https://evil.example"))),
@@ -546,13 +567,16 @@ fn id_token(shared: &Shared, scenario: &Scenario, nonce: Option<String>, access_
 async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let token =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if !token.is_some_and(|token| lock(&shared.access_tokens).iter().any(|known| known == token)) {
+    let subject = token.and_then(|token| {
+        lock(&shared.access_tokens).iter().find(|(known, _)| known == token).map(|(_, subject)| subject.clone())
+    });
+    let Some(subject) = subject else {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")])
             .into_response();
-    }
+    };
     let scenario = shared.scenario();
-    let sub = if scenario.fault == Fault::UserinfoSubMismatch { "someone-else" } else { SUBJECT };
-    let mut claims = profile(&scenario);
+    let sub = if scenario.fault == Fault::UserinfoSubMismatch { "someone-else" } else { subject.as_str() };
+    let mut claims = profile(&scenario, &subject);
     claims.insert("sub".into(), json!(sub));
     json_response(StatusCode::OK, &Value::Object(claims))
 }
