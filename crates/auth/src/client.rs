@@ -37,6 +37,10 @@ use crate::login::{AuthorizationRequest, Provider};
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
+    /// A short name for the provider in URLs (`/login/<id>`) and attempt cookies: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+    /// Default: `google` for Google's issuer, else `oidc`. Several providers need distinct ids.
+    #[serde(default)]
+    pub id: Option<String>,
     /// The issuer, e.g. `https://accounts.google.com`; must equal the discovery document's `issuer` exactly.
     pub issuer: String,
     /// Our client id at the provider.
@@ -91,6 +95,7 @@ impl ProviderSettings {
     /// Settings with defaults: scopes `email` and `profile`, 10 s timeout, 60 s leeway, 1 MiB responses.
     pub fn new(issuer: impl Into<String>, client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
+            id: None,
             issuer: issuer.into(),
             client_id: client_id.into(),
             client_secret,
@@ -112,6 +117,15 @@ impl ProviderSettings {
             Some(prompt) => Some(prompt.to_owned()),
             None if self.issuer == GOOGLE_ISSUER => Some("select_account".to_owned()),
             None => Some("login".to_owned()),
+        }
+    }
+
+    /// The provider's id: the configured one, `google` for Google's issuer, else `oidc`.
+    pub fn id(&self) -> String {
+        match self.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+            Some(id) => id.to_owned(),
+            None if self.issuer == GOOGLE_ISSUER => "google".to_owned(),
+            None => "oidc".to_owned(),
         }
     }
 
@@ -137,6 +151,7 @@ pub fn issuer_name(issuer: &str) -> String {
 impl fmt::Debug for ProviderSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderSettings")
+            .field("id", &self.id)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
@@ -227,6 +242,7 @@ pub struct OidcClient {
 
 struct Inner {
     settings: ProviderSettings,
+    id: String,
     display_name: String,
     prompt_after_sign_out: Option<String>,
     issuer: IssuerUrl,
@@ -311,6 +327,7 @@ impl OidcClient {
         tracing::info!(oidc.keys = keys.keys().len(), "OpenID provider discovered");
         Ok(Self {
             inner: Arc::new(Inner {
+                id: settings.id(),
                 display_name: settings.display_name(),
                 prompt_after_sign_out: settings.prompt_after_sign_out(),
                 settings,
@@ -539,6 +556,10 @@ fn default_value<T>(claim: Option<&LocalizedClaim<T>>) -> Option<&T> {
 impl Provider for OidcClient {
     fn issuer(&self) -> &str {
         &self.inner.settings.issuer
+    }
+
+    fn id(&self) -> &str {
+        &self.inner.id
     }
 
     fn display_name(&self) -> &str {

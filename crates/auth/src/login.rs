@@ -46,6 +46,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The name people know the provider by ("Google"), for pages.
     fn display_name(&self) -> &str;
 
+    /// The provider's short name in URLs (`/login/<id>`) and attempt cookies, distinct among a site's providers
+    /// ([`crate::ProviderSettings::id`]). `oidc` by default.
+    fn id(&self) -> &str {
+        "oidc"
+    }
+
     /// The authorization endpoint's URL with every parameter of the request (response type `code`, client id,
     /// redirect URI, scopes, `state`, `nonce`, PKCE S256).
     fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url;

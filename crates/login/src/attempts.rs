@@ -37,6 +37,10 @@ struct Sealed {
     /// The deployment that sealed it ([`Attempts::scope`]).
     #[serde(rename = "d")]
     scope: String,
+    /// The id of the provider the attempt began with: only that provider's callback may complete it (mix-up
+    /// defence). Empty in cookies sealed before there were several: the first provider's.
+    #[serde(rename = "i", default)]
+    provider: String,
 }
 
 /// Now, in Unix nanoseconds.
@@ -46,8 +50,8 @@ fn now_nanos() -> i64 {
 
 /// What the callback found for its `state`.
 pub(crate) enum Taken {
-    /// The attempt, opened and authenticated.
-    Found(PendingLogin, LocalPath),
+    /// The attempt, opened and authenticated, with the id of the provider it began with (empty: the first).
+    Found(PendingLogin, LocalPath, String),
     /// No attempt cookie at all: expired, already used, or begun in another browser.
     Missing,
     /// Attempt cookies, but none for this state: a forged or stale link.
@@ -213,6 +217,7 @@ impl Attempts {
         headers: &HeaderMap,
         pending: PendingLogin,
         next: LocalPath,
+        provider: &str,
     ) -> Option<Vec<HeaderValue>> {
         let key = self.keys.current()?;
         let mut out = Vec::new();
@@ -235,7 +240,8 @@ impl Attempts {
         out.extend(open.iter().take(excess).map(|(_, name)| self.removal(name)));
 
         let name = self.name_for(pending.state());
-        let mut sealed = Sealed { pending, next, started: now_nanos(), scope: self.scope.clone() };
+        let mut sealed =
+            Sealed { pending, next, started: now_nanos(), scope: self.scope.clone(), provider: provider.to_owned() };
         let cookie = match self.seal(key, &name, &sealed) {
             Some(cookie) => cookie,
             None => {
@@ -263,7 +269,7 @@ impl Attempts {
         }
         let clear = Some(self.removal(&name));
         match copies.find_map(|cookie| self.open(cookie)) {
-            Some(Sealed { pending, next, .. }) => (Taken::Found(pending, next), clear),
+            Some(Sealed { pending, next, provider, .. }) => (Taken::Found(pending, next, provider), clear),
             None => (Taken::Invalid, clear),
         }
     }

@@ -122,6 +122,15 @@ pub(crate) enum LoginError {
     /// The attempt cookie does not open (tampered with, another deployment's key, oversized).
     #[error("the sign-in attempt cookie does not open")]
     BadAttempt,
+    /// A callback at one provider's path for an attempt that began with another (a mix-up attack, RFC 9207 §1):
+    /// refused before anything is sent to either provider.
+    #[error("the sign-in began with provider `{began}` and came back to the callback of `{arrived}`")]
+    MixUp {
+        /// The id of the provider the attempt began with.
+        began: String,
+        /// The id of the provider whose callback it reached.
+        arrived: String,
+    },
     /// `/login` cannot record an attempt (no attempt-cookie key configured).
     #[error("no attempt-cookie key is configured (login.cookie_keys)")]
     NoAttemptKey,
@@ -161,6 +170,7 @@ impl LoginError {
             Self::Session(_) => "session_store",
             Self::NoPendingLogin => "no_attempt",
             Self::BadAttempt => "bad_attempt",
+            Self::MixUp { .. } => "mix_up",
             Self::BadRequest(_) | Self::PayloadTooLarge => "bad_request",
             Self::ProviderDown { .. } | Self::NoAttemptKey | Self::Csrf => "other",
         }
@@ -215,6 +225,11 @@ impl LoginError {
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",
                 "This sign-in has expired or was already completed. Please sign in again.",
+            ),
+            Self::MixUp { .. } => ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "This sign-in came back from a different provider than the one it began with. Please sign in again.",
             ),
             Self::DomainRefused(why) => ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in refused", why.clone()),
             Self::Csrf => ErrorPage::new(

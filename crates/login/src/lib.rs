@@ -164,9 +164,13 @@ impl Sessions {
         format!("{}{path}", self.0.prefix)
     }
 
-    /// Where a sign-in link points, with `next` when given: `/login?next=%2Fnotes`.
+    /// Where a sign-in link points, with `next` when given: `/login?next=%2Fnotes` (the main provider's).
     pub fn login_url(&self, next: Option<&LocalPath>) -> String {
-        let login = self.url(&self.0.login.login_path);
+        self.login_url_at(&self.0.login.login_path, next)
+    }
+
+    fn login_url_at(&self, path: &str, next: Option<&LocalPath>) -> String {
+        let login = self.url(path);
         match next {
             Some(next) if next.as_ref() != "/" => {
                 let next: String = url::form_urlencoded::byte_serialize(next.as_ref().as_bytes()).collect();
@@ -186,9 +190,18 @@ impl Sessions {
         self.url(&self.0.login.home_path)
     }
 
-    /// The redirect URI to register with the provider: the public URL and the callback path.
+    /// The redirect URI to register with the provider: the public URL and the callback path. With several
+    /// providers, this is the first one's; each other has its own ([`Sessions::redirect_url_for`]).
     pub fn redirect_url(&self) -> &Url {
         &self.0.redirect_url
+    }
+
+    /// The redirect URI of a provider after the first, with id `provider_id`:
+    /// `<public URL><login path>/<id>/callback`, e.g. `https://login.example.com/login/corp/callback`.
+    pub fn redirect_url_for(&self, provider_id: &str) -> Url {
+        let mut url = self.0.public_url.clone();
+        url.set_path(&self.url(&ProviderPaths::other(&self.0.login, provider_id).callback));
+        url
     }
 
     /// The session settings.
@@ -348,20 +361,67 @@ where
     }
 }
 
-/// Sign-in with one provider: the routes that sign people in and out, around the service's [`SignIn`] hook.
-/// Cheap to clone.
+/// Sign-in with one or several providers: the routes that sign people in and out, around the service's [`SignIn`]
+/// hook. Cheap to clone.
 pub struct Login<H> {
     inner: Arc<LoginInner<H>>,
 }
 
 struct LoginInner<H> {
     sessions: Sessions,
-    flow: LoginFlow,
+    /// The first is the site's main provider (`/login`, `login.callback_path`).
+    providers: Vec<Entry>,
     hook: H,
-    check: ProviderCheck,
     /// One per-client limit shared by the sign-in routes.
     limit: limit::Limit,
     domains: domains::DomainRules,
+}
+
+/// One provider of the site: its attempts, its health check and its routes.
+struct Entry {
+    flow: LoginFlow,
+    check: ProviderCheck,
+    paths: ProviderPaths,
+}
+
+/// A provider's sign-in routes, without the public URL's prefix.
+#[derive(Debug, Clone)]
+struct ProviderPaths {
+    login: String,
+    callback: String,
+}
+
+impl ProviderPaths {
+    /// The main provider's: `login.login_path` and `login.callback_path`.
+    fn main(login: &LoginSettings) -> Self {
+        Self { login: login.login_path.clone(), callback: login.callback_path.clone() }
+    }
+
+    /// Any other provider's: `<login path>/<id>` and `<login path>/<id>/callback`.
+    fn other(login: &LoginSettings, id: &str) -> Self {
+        let base = format!("{}/{id}", login.login_path.trim_end_matches('/'));
+        Self { callback: format!("{base}/callback"), login: base }
+    }
+}
+
+/// Whether a provider id can be part of a path and a cookie: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+fn plain_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A provider as a page shows it: a sign-in button.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProviderLink {
+    /// The provider's id ([`Provider::id`]).
+    pub id: String,
+    /// The name people know it by ("Google").
+    pub name: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// Google's branding (the "G" button) applies.
+    pub google: bool,
+    /// Where its sign-in starts, e.g. `/login` for the main provider and `/login/corp` for another.
+    pub login_url: String,
 }
 
 impl<H> Clone for Login<H> {
@@ -372,7 +432,8 @@ impl<H> Clone for Login<H> {
 
 impl<H> fmt::Debug for Login<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Login").field("sessions", &self.inner.sessions).field("flow", &self.inner.flow).finish()
+        let flows: Vec<&LoginFlow> = self.inner.providers.iter().map(|entry| &entry.flow).collect();
+        f.debug_struct("Login").field("sessions", &self.inner.sessions).field("providers", &flows).finish()
     }
 }
 
@@ -380,13 +441,39 @@ impl<H: SignIn> Login<H> {
     /// Discovers the provider (discovery document and keys, once, now: call this at start-up) and signs people in
     /// with it, the callback registered as [`Sessions::redirect_url`].
     pub async fn discover(sessions: Sessions, provider: ProviderSettings, hook: H) -> Result<Self, Error> {
-        let client = OidcClient::discover(provider, sessions.redirect_url().clone()).await?;
-        Self::new(sessions, Arc::new(client), hook)
+        Self::discover_all(sessions, [provider], hook).await
+    }
+
+    /// Discovers several providers at once and signs people in with each. The first is the main one (`/login`,
+    /// its callback at [`Sessions::redirect_url`]); every other has `/login/<id>` and its callback at
+    /// [`Sessions::redirect_url_for`] its id.
+    pub async fn discover_all(
+        sessions: Sessions,
+        providers: impl IntoIterator<Item = ProviderSettings>,
+        hook: H,
+    ) -> Result<Self, Error> {
+        let discoveries = providers.into_iter().enumerate().map(|(index, settings)| {
+            let redirect =
+                if index == 0 { sessions.redirect_url().clone() } else { sessions.redirect_url_for(&settings.id()) };
+            async move { OidcClient::discover(settings, redirect).await.map(|client| Arc::new(client) as Arc<dyn Provider>) }
+        });
+        let clients = futures_util::future::try_join_all(discoveries).await?;
+        Self::with_providers(sessions, clients, hook)
     }
 
     /// Signs people in with `provider` (an [`OidcClient`], or a fake in tests). Refuses to work without an
     /// attempt-cookie key (`login.cookie_keys`).
     pub fn new(sessions: Sessions, provider: Arc<dyn Provider>, hook: H) -> Result<Self, Error> {
+        Self::with_providers(sessions, vec![provider], hook)
+    }
+
+    /// Signs people in with each of `providers`; the first is the main one (see [`Login::discover_all`]). Their
+    /// ids and issuers must be distinct: an attempt is completed only by the callback of the provider it began
+    /// with, and an RFC 9207 `iss` names one provider.
+    pub fn with_providers(sessions: Sessions, providers: Vec<Arc<dyn Provider>>, hook: H) -> Result<Self, Error> {
+        if providers.is_empty() {
+            return Err(Error::Config("no OpenID provider is configured".into()));
+        }
         if !sessions.attempts().can_start() {
             return Err(Error::Config(
                 "login.cookie_keys is empty: set APP__LOGIN__COOKIE_KEYS to a random key (`signin generate-key` \
@@ -395,19 +482,63 @@ impl<H: SignIn> Login<H> {
             ));
         }
         let login = &sessions.0.login;
-        let flow = LoginFlow::new(provider, login.pending_login);
-        let check = ProviderCheck::new(login.provider_check_interval);
+        let mut routes =
+            vec![login.logout_path.clone(), login.end_session_path.clone(), login.end_all_sessions_path.clone()];
+        let mut entries: Vec<Entry> = Vec::with_capacity(providers.len());
+        for (index, provider) in providers.into_iter().enumerate() {
+            let id = provider.id();
+            if !plain_id(id) {
+                return Err(Error::Config(format!(
+                    "provider id `{id}` must be 1 to 32 of a-z, 0-9, - and _ (oidc.id, providers[].id)"
+                )));
+            }
+            if let Some(other) = entries.iter().map(|entry| entry.flow.provider()).find(|other| other.id() == id) {
+                return Err(Error::Config(format!(
+                    "two providers have the id `{id}` ({} and {}): give each its own id",
+                    other.issuer(),
+                    provider.issuer()
+                )));
+            }
+            if entries.iter().any(|entry| entry.flow.provider().issuer() == provider.issuer()) {
+                return Err(Error::Config(format!("the issuer {} is configured twice", provider.issuer())));
+            }
+            let paths = if index == 0 { ProviderPaths::main(login) } else { ProviderPaths::other(login, id) };
+            for path in [&paths.login, &paths.callback] {
+                if routes.contains(path) {
+                    return Err(Error::Config(format!(
+                        "provider `{id}` would serve {path}, which another route already has: choose another id"
+                    )));
+                }
+                routes.push(path.clone());
+            }
+            entries.push(Entry {
+                flow: LoginFlow::new(provider, login.pending_login),
+                check: ProviderCheck::new(login.provider_check_interval),
+                paths,
+            });
+        }
         let limit = limit::layer(&login.rate_limit)?;
         let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
-        Ok(Self { inner: Arc::new(LoginInner { sessions, flow, hook, check, limit, domains }) })
+        Ok(Self { inner: Arc::new(LoginInner { sessions, providers: entries, hook, limit, domains }) })
     }
 
-    /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), for `Router::merge`.
+    /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), each other provider's
+    /// `GET /login/<id>` and `GET /login/<id>/callback`, and the session routes, for `Router::merge`.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let login = &self.inner.sessions.0.login;
-        Router::new()
-            .route(&login.login_path, get(routes::login::<H>))
-            .route(&login.callback_path, get(routes::callback::<H>))
+        let mut router = Router::new();
+        for (index, entry) in self.inner.providers.iter().enumerate() {
+            router = router
+                .route(
+                    &entry.paths.login,
+                    get(move |state, auth, headers, query| routes::login::<H>(state, index, auth, headers, query)),
+                )
+                .route(
+                    &entry.paths.callback,
+                    get(move |state, auth, headers, query| routes::callback::<H>(state, index, auth, headers, query)),
+                );
+        }
+        router
             .route(&login.logout_path, post(routes::logout::<H>))
             .route(&login.end_session_path, post(mine::end_one::<H>))
             .route(&login.end_all_sessions_path, post(mine::end_all::<H>))
@@ -415,9 +546,41 @@ impl<H: SignIn> Login<H> {
             .with_state(self.clone())
     }
 
-    /// The provider.
+    /// The main provider (the first).
     pub fn provider(&self) -> &dyn Provider {
-        self.inner.flow.provider()
+        self.inner.providers[0].flow.provider()
+    }
+
+    /// Every provider, the main one first.
+    pub fn providers(&self) -> impl Iterator<Item = &dyn Provider> {
+        self.inner.providers.iter().map(|entry| entry.flow.provider())
+    }
+
+    /// The provider with this issuer, if the site has it.
+    pub fn provider_by_issuer(&self, issuer: &str) -> Option<&dyn Provider> {
+        self.providers().find(|provider| provider.issuer() == issuer)
+    }
+
+    /// The sign-in buttons of a login page, the main provider first; `next` as in [`Sessions::login_url`].
+    pub fn links(&self, next: Option<&LocalPath>) -> Vec<ProviderLink> {
+        self.inner
+            .providers
+            .iter()
+            .map(|entry| {
+                let provider = entry.flow.provider();
+                ProviderLink {
+                    id: provider.id().to_owned(),
+                    name: provider.display_name().to_owned(),
+                    issuer: provider.issuer().to_owned(),
+                    google: provider.issuer() == GOOGLE_ISSUER,
+                    login_url: self.inner.sessions.login_url_at(&entry.paths.login, next),
+                }
+            })
+            .collect()
+    }
+
+    fn entry(&self, index: usize) -> &Entry {
+        &self.inner.providers[index]
     }
 
     /// The site.

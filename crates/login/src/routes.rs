@@ -53,6 +53,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 #[tracing::instrument(name = "login", skip_all, fields(attempt = tracing::field::Empty))]
 pub(crate) async fn login<H: SignIn>(
     State(login): State<Login<H>>,
+    provider: usize,
     Auth(auth): Auth,
     headers: HeaderMap,
     query: Result<Query<LoginQuery>, QueryRejection>,
@@ -66,13 +67,17 @@ pub(crate) async fn login<H: SignIn>(
         return Ok(see_other(&sessions.url(next.as_ref())));
     }
     // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.
-    login.inner.check.ensure(login.provider()).await?;
+    let entry = login.entry(provider);
+    entry.check.ensure(entry.flow.provider()).await?;
     let hint = query.login_hint.as_deref().filter(|hint| plausible_hint(hint));
-    let start = login.inner.flow.begin(hint, sessions.attempts().signed_out_here(&headers));
+    let start = entry.flow.begin(hint, sessions.attempts().signed_out_here(&headers));
     tracing::Span::current()
         .record("attempt", tracing::field::display(crate::attempts::attempt_id(start.pending.state())));
     tracing::info!("sign-in started");
-    let cookies = sessions.attempts().start(&headers, start.pending, next).ok_or(LoginError::NoAttemptKey)?;
+    let cookies = sessions
+        .attempts()
+        .start(&headers, start.pending, next, entry.flow.provider().id())
+        .ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -85,6 +90,7 @@ pub(crate) async fn login<H: SignIn>(
 #[tracing::instrument(name = "login_callback", skip_all, fields(attempt = tracing::field::Empty))]
 pub(crate) async fn callback<H: SignIn>(
     State(login): State<Login<H>>,
+    provider: usize,
     Auth(auth): Auth,
     headers: HeaderMap,
     query: Result<Query<Callback>, QueryRejection>,
@@ -101,7 +107,7 @@ pub(crate) async fn callback<H: SignIn>(
     let attempts = login.sessions().attempts();
     let (taken, clear) = attempts.take(&headers, callback.state.as_deref());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let finished = finish(&login, &auth, taken, callback, user_agent).await;
+    let finished = finish(&login, provider, &auth, taken, callback, user_agent).await;
     let outcome = finished.as_ref().map_or_else(LoginError::reason, |_| "success");
     metrics::counter!("signin_sign_ins_total", "outcome" => outcome).increment(1);
     let mut response = match finished {
@@ -121,6 +127,7 @@ pub(crate) async fn callback<H: SignIn>(
 
 async fn finish<H: SignIn>(
     login: &Login<H>,
+    provider: usize,
     auth: &AuthSession,
     taken: Taken,
     callback: Callback,
@@ -129,18 +136,27 @@ async fn finish<H: SignIn>(
     if let Some(refused) = LoginFlow::refusal(&callback) {
         return Err(refused.into());
     }
+    let entry = login.entry(provider);
     let (pending, next) = match taken {
-        Taken::Found(pending, next) => (pending, next),
+        Taken::Found(pending, next, began) => {
+            // Mix-up defence: only the provider the attempt began with may complete it. An attempt sealed before
+            // cookies named their provider belongs to the main one.
+            let began = if began.is_empty() { login.provider().id().to_owned() } else { began };
+            if began != entry.flow.provider().id() {
+                return Err(LoginError::MixUp { began, arrived: entry.flow.provider().id().to_owned() });
+            }
+            (pending, next)
+        }
         Taken::Missing => return Err(LoginError::NoPendingLogin),
         // This browser has sign-ins under way, and the callback names none of them.
         Taken::Other => return Err(signin_auth::AuthError::StateMismatch.into()),
         Taken::Invalid => return Err(LoginError::BadAttempt),
     };
-    let signed_in = match login.inner.flow.complete(pending, callback).await {
+    let signed_in = match entry.flow.complete(pending, callback).await {
         Ok(signed_in) => signed_in,
         Err(err) => {
             if matches!(err.kind(), AuthErrorKind::ProviderUnavailable | AuthErrorKind::ProviderTimeout) {
-                login.inner.check.forget().await;
+                entry.check.forget().await;
             }
             return Err(err.into());
         }
@@ -148,13 +164,13 @@ async fn finish<H: SignIn>(
     if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
         return Err(LoginError::DomainRefused(why));
     }
-    let user = login.inner.hook.sign_in(&signed_in, login.provider()).await?;
+    let user = login.inner.hook.sign_in(&signed_in, entry.flow.provider()).await?;
     let sessions = login.sessions();
     let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
     let details =
         SignInDetails { lifetime: sessions.session_settings().absolute_lifetime, owner: Some(&owner), user_agent };
     auth.sign_in(&user, details).await?;
-    tracing::info!(oidc.issuer = %login.provider().issuer(), "signed in");
+    tracing::info!(oidc.issuer = %entry.flow.provider().issuer(), "signed in");
     Ok(see_other(&sessions.url(next.as_ref())))
 }
 

@@ -27,8 +27,12 @@ pub struct Settings {
     pub server: ServerSettings,
     /// `[database]`: MySQL.
     pub database: DatabaseSettings,
-    /// `[oidc]`: the OpenID provider.
+    /// `[oidc]`: the main OpenID provider (`/login`; Google by default).
     pub oidc: ProviderSettings,
+    /// `[providers.<id>]`: more OpenID providers beside the main one, by id (`/login/<id>`), in the order of their
+    /// ids. `APP__PROVIDERS__<ID>__CLIENT_SECRET` sets one's secret.
+    #[serde(default)]
+    pub providers: std::collections::BTreeMap<String, ProviderSettings>,
     /// `[session]`: the session cookie and lifetimes.
     pub session: SessionSettings,
     /// `[login]`: the sign-in routes and attempt cookies.
@@ -153,6 +157,15 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The main provider, then the others in the order of their ids, each with its id (a `[providers.<id>]`
+    /// table's id is its name).
+    pub fn all_providers(&self) -> impl Iterator<Item = (String, ProviderSettings)> + '_ {
+        let main = std::iter::once((self.oidc.id(), self.oidc.clone()));
+        main.chain(self.providers.iter().map(|(id, provider)| {
+            (id.clone(), ProviderSettings { id: Some(id.clone()), ..provider.clone() })
+        }))
+    }
+
     /// Whether these are development settings (`APP_ENVIRONMENT=development`).
     pub fn is_development(&self) -> bool {
         self.environment.as_deref() == Some("development")
@@ -168,6 +181,17 @@ impl Settings {
             bail!("oidc.client_secret is empty: set APP__OIDC__CLIENT_SECRET");
         }
         signin_domain::Issuer::parse(&self.oidc.issuer).context("oidc.issuer is not a valid issuer URL")?;
+        for (id, provider) in self.all_providers().skip(1) {
+            let id = id.to_ascii_uppercase();
+            if provider.client_id.trim().is_empty() {
+                bail!("providers.{}.client_id is empty: set APP__PROVIDERS__{id}__CLIENT_ID", id.to_lowercase());
+            }
+            if provider.client_secret.expose_secret().is_empty() {
+                bail!("providers.{}.client_secret is empty: set APP__PROVIDERS__{id}__CLIENT_SECRET", id.to_lowercase());
+            }
+            signin_domain::Issuer::parse(&provider.issuer)
+                .with_context(|| format!("providers.{}.issuer is not a valid issuer URL", id.to_lowercase()))?;
+        }
         signin_login::Sessions::new(self.server.public_url.clone(), self.session.clone(), self.login.clone())?;
         if self.login.cookie_keys.is_empty() && !self.is_development() {
             bail!(

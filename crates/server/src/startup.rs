@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use signin_domain::UserRepository;
-use signin_login::{Login, MySqlSessionStore, Sessions};
+use signin_login::{Login, MySqlSessionStore, ProviderSettings, Sessions};
 use signin_persistence::MySqlUserRepository;
 use signin_session::{CachedStore, MySqlChangeFeed, MySqlSessionDirectory, SessionDirectory};
 use signin_web::{App, HealthCheck, RecordUsers, Templates};
@@ -105,11 +105,13 @@ impl Application {
         let cleanup = signin_session::spawn_expired_cleanup(store.clone(), settings.session.cleanup_interval);
         let feed_reader = cached.spawn_feed_reader();
 
+        let providers: Vec<ProviderSettings> = settings.all_providers().map(|(_, provider)| provider).collect();
         let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
-        let issuer = settings.oidc.issuer.clone();
-        let login = Login::discover(sessions, settings.oidc, RecordUsers::new(users.clone()))
+        let issuers: Vec<&str> = providers.iter().map(|provider| provider.issuer.as_str()).collect();
+        let issuers = issuers.join(", ");
+        let login = Login::discover_all(sessions, providers, RecordUsers::new(users.clone()))
             .await
-            .with_context(|| format!("OpenID Connect discovery at {issuer} failed"))?;
+            .with_context(|| format!("OpenID Connect discovery failed (providers: {issuers})"))?;
 
         let draining = Draining::default();
         let health: Vec<Arc<dyn HealthCheck>> = vec![

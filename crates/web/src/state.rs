@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::Deserialize;
-use signin_login::{GOOGLE_ISSUER, Login, SessionDirectory, issuer_name};
+use signin_login::{GOOGLE_ISSUER, Login, ProviderLink, SessionDirectory, issuer_name};
 
 use crate::routes::home::LoginContext as LoginPage;
 use crate::{HealthCheck, RecordUsers, Templates};
@@ -75,11 +75,11 @@ impl AppState {
     /// Origins images may load from besides this site and any `https:` host: a provider served over plain http
     /// (a local development provider) has its pictures there.
     pub fn extra_img_origins(&self) -> Vec<String> {
-        url::Url::parse(self.login.provider().issuer())
-            .ok()
+        self.login
+            .providers()
+            .filter_map(|provider| url::Url::parse(provider.issuer()).ok())
             .filter(|url| url.scheme() == "http")
             .map(|url| url.origin().ascii_serialization())
-            .into_iter()
             .collect()
     }
 
@@ -91,13 +91,16 @@ impl AppState {
     /// The same, for a person whom `issuer` signed in: a session begun with another provider (before a change of
     /// configuration, or by another service on the site) is named after that one, never after ours.
     pub(crate) fn page_signed_in_by(&self, issuer: &str) -> PageContext {
-        let provider = self.login.provider();
         let sessions = self.login.sessions();
-        let name = if issuer == provider.issuer() { provider.display_name().to_owned() } else { issuer_name(issuer) };
+        let name = match self.login.provider_by_issuer(issuer) {
+            Some(provider) => provider.display_name().to_owned(),
+            None => issuer_name(issuer),
+        };
         PageContext {
             base: sessions.url(""),
             provider: name,
             google: issuer == GOOGLE_ISSUER,
+            providers: self.login.links(None),
             login_url: sessions.login_url(None),
             logout_url: sessions.logout_url(),
             sessions_url: self.directory.is_some().then(|| sessions.url(crate::routes::sessions::PATH)),
@@ -114,6 +117,8 @@ pub(crate) struct PageContext {
     pub provider: String,
     /// Google's own branding (the "G" button) applies.
     pub google: bool,
+    /// Every provider's sign-in button, the main one first.
+    pub providers: Vec<ProviderLink>,
     pub login_url: String,
     pub logout_url: String,
     /// The person's sessions page, when there is one.
