@@ -406,7 +406,8 @@ impl ProviderPaths {
 
 /// Whether a provider id can be part of a path and a cookie: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
 fn plain_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    (1..=32).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// A provider as a page shows it: a sign-in button.
@@ -452,11 +453,17 @@ impl<H: SignIn> Login<H> {
         providers: impl IntoIterator<Item = ProviderSettings>,
         hook: H,
     ) -> Result<Self, Error> {
-        let discoveries = providers.into_iter().enumerate().map(|(index, settings)| {
-            let redirect =
-                if index == 0 { sessions.redirect_url().clone() } else { sessions.redirect_url_for(&settings.id()) };
-            async move { OidcClient::discover(settings, redirect).await.map(|client| Arc::new(client) as Arc<dyn Provider>) }
-        });
+        let discoveries =
+            providers.into_iter().enumerate().map(|(index, settings)| {
+                let redirect = if index == 0 {
+                    sessions.redirect_url().clone()
+                } else {
+                    sessions.redirect_url_for(&settings.id())
+                };
+                async move {
+                    OidcClient::discover(settings, redirect).await.map(|client| Arc::new(client) as Arc<dyn Provider>)
+                }
+            });
         let clients = futures_util::future::try_join_all(discoveries).await?;
         Self::with_providers(sessions, clients, hook)
     }

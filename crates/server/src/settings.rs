@@ -161,9 +161,11 @@ impl Settings {
     /// table's id is its name).
     pub fn all_providers(&self) -> impl Iterator<Item = (String, ProviderSettings)> + '_ {
         let main = std::iter::once((self.oidc.id(), self.oidc.clone()));
-        main.chain(self.providers.iter().map(|(id, provider)| {
-            (id.clone(), ProviderSettings { id: Some(id.clone()), ..provider.clone() })
-        }))
+        main.chain(
+            self.providers
+                .iter()
+                .map(|(id, provider)| (id.clone(), ProviderSettings { id: Some(id.clone()), ..provider.clone() })),
+        )
     }
 
     /// Whether these are development settings (`APP_ENVIRONMENT=development`).
@@ -187,7 +189,10 @@ impl Settings {
                 bail!("providers.{}.client_id is empty: set APP__PROVIDERS__{id}__CLIENT_ID", id.to_lowercase());
             }
             if provider.client_secret.expose_secret().is_empty() {
-                bail!("providers.{}.client_secret is empty: set APP__PROVIDERS__{id}__CLIENT_SECRET", id.to_lowercase());
+                bail!(
+                    "providers.{}.client_secret is empty: set APP__PROVIDERS__{id}__CLIENT_SECRET",
+                    id.to_lowercase()
+                );
             }
             signin_domain::Issuer::parse(&provider.issuer)
                 .with_context(|| format!("providers.{}.issuer is not a valid issuer URL", id.to_lowercase()))?;

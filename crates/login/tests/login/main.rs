@@ -7,6 +7,7 @@
 //! - `attempts`: the attempt cookies: parallel attempts, the cap, tampering, keys, expiry, replays.
 //! - `logout`: sign-out and its CSRF checks.
 //! - `config`: settings that cannot work are refused at start-up.
+//! - `providers`: several providers on one site, each at its own paths; the mix-up defence.
 //! - `edges`: store outages, a stored user of another shape, deployments sharing a key, duplicate cookies, long
 //!   and non-ASCII `next`, nested routers.
 //!
@@ -20,4 +21,5 @@ mod extractors;
 mod flow;
 mod logout;
 mod mine;
+mod providers;
 mod support;
