@@ -242,6 +242,22 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
     browser.goto(&app.url("/")).await.expect("open / again");
     assert_eq!(text_of(&browser, "h1").await, "Alice Example", "still signed in");
 
+    // The sessions page, with a second session of Alice's elsewhere: this browser marked, the other one's button.
+    const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                         Version/17.5 Mobile/15E148 Safari/604.1";
+    crate::helpers::Browser::with_user_agent(PHONE).sign_in(&app, "alice").await;
+    browser.goto(&app.url("/sessions")).await.expect("open /sessions");
+    assert_eq!(text_of(&browser, "h1").await, "Your sessions");
+    assert_eq!(browser.find_all(Locator::Css("li.session")).await.expect("sessions").len(), 2);
+    assert!(text_of(&browser, "li.session.current").await.contains("This browser"));
+    let other = text_of(&browser, "li.session:not(.current)").await;
+    assert!(other.contains("Safari 17 on iPhone"), "the other one, parsed: {other}");
+    assert!(find(&browser, "li.session:not(.current) button").await.is_displayed().await.expect("shown"));
+    assert_no_third_party_requests(&browser, &allowed).await;
+    screenshot(&browser, "sessions").await;
+    assert_fits_a_phone(&browser, "sessions").await;
+    browser.goto(&app.url("/")).await.expect("back to the profile");
+
     // Logout: back on the login page; the back button does not bring the profile back.
     click_logout(&browser).await;
     assert_eq!(text_of(&browser, "h1").await, "Login to continue");
@@ -267,4 +283,42 @@ async fn a_person_signs_in_stays_signed_in_and_signs_out_in_chromium() {
 async fn click_logout(browser: &Browser) {
     find(browser, "form[action='/logout'] button").await.click().await.expect("click Logout");
     wait_for(browser, "a[href='/login']").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_page_with_two_providers_shows_one_button_each_in_chromium() {
+    let db = TestDb::create().await.expect("test database");
+    let idp = signin_hostile_idp::HostileIdp::start(signin_hostile_idp::Scenario::default()).await.expect("idp");
+    let issuer = idp.issuer();
+    let app = TestApp::spawn_tweaked(&db.url(), move |settings| {
+        let secret = signin_hostile_idp::CLIENT_SECRET.to_owned().into();
+        let mut other = signin_login::ProviderSettings::new(issuer, signin_hostile_idp::CLIENT_ID, secret);
+        other.display_name = Some("Example SSO".to_owned());
+        settings.providers.insert("sso".to_owned(), other);
+    })
+    .await;
+    let profile = TempDir::new("signin-chromium-providers");
+    let driver = ChromeDriver::start().await.expect("the browser test needs chromedriver");
+    let browser = driver.open(&BrowserOptions::headless(&profile.0)).await.expect("Chromium starts");
+
+    browser.goto(&app.url("/")).await.expect("open /");
+    let buttons = browser.find_all(Locator::Css("ul.providers a")).await.expect("buttons");
+    let mut seen = Vec::new();
+    for button in &buttons {
+        assert!(button.is_displayed().await.expect("shown"));
+        seen.push((button.attr("href").await.expect("href").unwrap_or_default(), button.text().await.expect("text")));
+    }
+    let expected = [
+        ("/login".to_owned(), LOGIN_BUTTON.to_owned()),
+        ("/login/sso".to_owned(), "Login with Example SSO".to_owned()),
+    ];
+    assert_eq!(seen, expected);
+    screenshot(&browser, "login-two-providers").await;
+    assert_fits_a_phone(&browser, "login-two-providers").await;
+
+    // The second button signs in with the second provider (which has no login page: straight back to `/`).
+    find(&browser, "a[href='/login/sso']").await.click().await.expect("click");
+    wait_for(&browser, ".provider").await;
+    assert!(text_of(&browser, ".provider").await.contains("Signed in with Example SSO"));
+    browser.close().await.expect("quit");
 }

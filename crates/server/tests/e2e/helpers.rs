@@ -187,12 +187,18 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::build(reqwest::Client::builder())
+    }
+
+    /// A browser that says it is `user_agent` (what the sessions page shows of it).
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self::build(reqwest::Client::builder().user_agent(user_agent))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let http =
+            builder.cookie_provider(jar.clone()).redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Self { jar, http }
     }
 

@@ -11,3 +11,4 @@ mod hostile;
 mod instances;
 mod library;
 mod outage;
+mod providers;
