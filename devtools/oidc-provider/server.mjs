@@ -18,6 +18,7 @@
 //                          when a client sends it). Only scripts/bench turns it off, for the tutorial app baseline.
 //
 // Dynamic client registration (`POST /reg`) is open so that each test can register a client for its own port.
+// Back-channel logout, RP-initiated logout (`/session/end`) and token revocation are on.
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -161,8 +162,20 @@ const configuration = {
   features: {
     devInteractions: { enabled: true },
     registration: { enabled: true },
+    // Sign-out at the provider reaches the apps: a logout token to each client's `backchannel_logout_uri`.
+    backchannelLogout: { enabled: true },
+    // `revocation_endpoint`, for apps that revoke their tokens at sign-out.
+    revocation: { enabled: true },
   },
   pkce: { required: () => pkceRequired },
+  // The package refuses outgoing requests to special-use addresses (SSRF protection). This provider and the apps it
+  // serves all run on loopback, so requests to a loopback URL (back-channel logout tokens) go without that check;
+  // any other keeps it.
+  fetch(url, options) {
+    const { hostname } = new URL(url);
+    if (hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]') delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
   cookies: { keys: ['dev-only-cookie-key-change-me'] },
   ttl: { AuthorizationCode: 60, IdToken: 3600, AccessToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
 };
@@ -192,6 +205,10 @@ provider.use(async (ctx, next) => {
     ctx.body = ctx.body.replace(/@import url\(https:[^)]*\);?/g, '');
   }
 });
+
+// Say what happened to each back-channel logout, for the tests' logs.
+provider.on('backchannel.success', (ctx, client) => console.log(`back-channel logout sent to ${client.clientId}`));
+provider.on('backchannel.error', (ctx, err, client) => console.log(`back-channel logout to ${client.clientId} failed: ${err}${err.cause ? ` (${err.cause.code || err.cause})` : ""}`));
 
 server.on('request', provider.callback());
 

@@ -594,6 +594,32 @@ impl Provider for OidcClient {
         authorize.url().0
     }
 
+    #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
+    async fn verify_logout_token(&self, raw: &str) -> Result<crate::LogoutToken, AuthError> {
+        let invalid = |reason: &str| AuthError::InvalidLogoutToken { reason: reason.to_owned() };
+        let verified = match crate::jws::verify(raw, &self.current_keys(), &self.inner.algs) {
+            Err(crate::jws::Rejected::NoKey) => {
+                tracing::info!("logout token signed with an unknown key; fetching the provider's keys again");
+                let fresh = self.refresh_keys().await?;
+                crate::jws::verify(raw, &fresh, &self.inner.algs)
+            }
+            other => other,
+        };
+        let verified = verified.map_err(|rejected| match rejected {
+            crate::jws::Rejected::NoKey => invalid("no provider key matches the token's signature"),
+            crate::jws::Rejected::Invalid(reason) => invalid(reason),
+        })?;
+        let settings = &self.inner.settings;
+        crate::logout::check(
+            &verified,
+            &settings.issuer,
+            &settings.client_id,
+            settings.clock_leeway,
+            Utc::now().timestamp(),
+        )
+        .map_err(invalid)
+    }
+
     /// Errors are returned, not logged: the caller logs each failure once, where it handles it.
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
     async fn redeem(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {

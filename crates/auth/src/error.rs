@@ -45,6 +45,12 @@ pub enum AuthError {
         /// Which check failed.
         reason: String,
     },
+    /// A back-channel logout token failed a check (signature, `iss`, `aud`, `iat`, `events`, ...).
+    #[error("the logout token was rejected: {reason}")]
+    InvalidLogoutToken {
+        /// Which check failed.
+        reason: String,
+    },
     /// The userinfo endpoint spoke about another subject than the ID token.
     #[error("the userinfo subject does not match the ID token's subject")]
     UserInfoSubjectMismatch,
@@ -93,6 +99,7 @@ impl AuthError {
             | Self::MissingCode
             | Self::CodeRejected { .. }
             | Self::InvalidIdToken { .. }
+            | Self::InvalidLogoutToken { .. }
             | Self::UserInfoSubjectMismatch => AuthErrorKind::InvalidRequest,
             Self::ProviderUnavailable { .. } | Self::Configuration { .. } => AuthErrorKind::ProviderUnavailable,
             Self::ProviderTimeout => AuthErrorKind::ProviderTimeout,
@@ -118,6 +125,7 @@ impl AuthError {
             | Self::MissingCode
             | Self::CodeRejected { .. }
             | Self::InvalidIdToken { .. }
+            | Self::InvalidLogoutToken { .. }
             | Self::UserInfoSubjectMismatch => "The sign-in could not be completed. Please try again.",
             Self::ProviderUnavailable { .. } | Self::Configuration { .. } => {
                 "The sign-in provider is not available right now. Please try again later."

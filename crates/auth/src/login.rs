@@ -60,6 +60,14 @@ pub trait Provider: Send + Sync + 'static {
     /// tokens.
     async fn redeem(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError>;
 
+    /// Verifies a back-channel logout token the provider sent (OpenID Connect Back-Channel Logout 1.0 §2.6):
+    /// signature with the provider's keys and algorithms, then its claims. Refused by default: a provider that
+    /// cannot verify tokens has no back-channel logout.
+    async fn verify_logout_token(&self, raw: &str) -> Result<crate::LogoutToken, AuthError> {
+        let _ = raw;
+        Err(AuthError::InvalidLogoutToken { reason: "this provider has no back-channel logout".into() })
+    }
+
     /// Whether the provider answers (readiness, and the check before sending anyone there).
     async fn ping(&self) -> Result<(), AuthError> {
         Ok(())

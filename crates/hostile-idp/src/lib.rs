@@ -231,6 +231,47 @@ impl HostileIdp {
     }
 }
 
+/// Which key signs a token made by [`HostileIdp::sign`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// The provider's own key, as its key set publishes it.
+    Provider,
+    /// An attacker's key, under the provider's `kid` (a forged signature).
+    Attacker,
+}
+
+impl HostileIdp {
+    /// A JWT of these claims signed RS256 by `signer`, its header's `typ` as given, e.g. a logout token or a
+    /// security event token this provider (or someone pretending to be it) sends.
+    pub fn sign(&self, claims: &Value, typ: &str, signer: Signer) -> anyhow::Result<String> {
+        let keys = &self.shared.keys;
+        let key = match signer {
+            Signer::Provider => &keys.primary,
+            Signer::Attacker => &keys.attacker,
+        };
+        encode_jwt(&Signing::Rs256 { key, kid: Some(keys.primary.kid) }, &[("typ", json!(typ))], claims)
+    }
+
+    /// The claims of a correct back-channel logout token from this provider to its client for `sub` and/or
+    /// `sid`: issued now, a fresh `jti`, the logout event.
+    pub fn logout_claims(&self, sub: Option<&str>, sid: Option<&str>) -> Value {
+        let mut claims = json!({
+            "iss": self.shared.issuer,
+            "aud": CLIENT_ID,
+            "iat": now(),
+            "jti": random_token(),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        if let Some(sub) = sub {
+            claims["sub"] = json!(sub);
+        }
+        if let Some(sid) = sid {
+            claims["sid"] = json!(sid);
+        }
+        claims
+    }
+}
+
 impl Drop for HostileIdp {
     fn drop(&mut self) {
         self.task.abort();

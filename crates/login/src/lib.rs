@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod attempts;
+mod backchannel;
 mod domains;
 mod error;
 mod extract;
@@ -287,6 +288,11 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
                 signed_in_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
                     .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
                 user_agent: record.data.get(AuthSession::AGENT).and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+                provider_session: record
+                    .data
+                    .get(AuthSession::PROVIDER_SESSION)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
             };
             let added = directory.add(owner, &entry).await;
             Self::noted(added.map_err(|err| session_store::Error::Backend(err.to_string())))?;
@@ -369,6 +375,8 @@ pub struct Login<H> {
 
 struct LoginInner<H> {
     sessions: Sessions,
+    /// The logout tokens' `jti`s seen (per issuer), for refusing a replay.
+    seen_logout_tokens: quick_cache::sync::Cache<String, ()>,
     /// The first is the site's main provider (`/login`, `login.callback_path`).
     providers: Vec<Entry>,
     hook: H,
@@ -389,18 +397,24 @@ struct Entry {
 struct ProviderPaths {
     login: String,
     callback: String,
+    /// Where its back-channel logout tokens arrive: `<login path>/<id>/backchannel-logout` for every provider.
+    backchannel: String,
 }
 
 impl ProviderPaths {
     /// The main provider's: `login.login_path` and `login.callback_path`.
-    fn main(login: &LoginSettings) -> Self {
-        Self { login: login.login_path.clone(), callback: login.callback_path.clone() }
+    fn main(login: &LoginSettings, id: &str) -> Self {
+        Self {
+            login: login.login_path.clone(),
+            callback: login.callback_path.clone(),
+            backchannel: Self::other(login, id).backchannel,
+        }
     }
 
     /// Any other provider's: `<login path>/<id>` and `<login path>/<id>/callback`.
     fn other(login: &LoginSettings, id: &str) -> Self {
         let base = format!("{}/{id}", login.login_path.trim_end_matches('/'));
-        Self { callback: format!("{base}/callback"), login: base }
+        Self { callback: format!("{base}/callback"), backchannel: format!("{base}/backchannel-logout"), login: base }
     }
 }
 
@@ -509,8 +523,8 @@ impl<H: SignIn> Login<H> {
             if entries.iter().any(|entry| entry.flow.provider().issuer() == provider.issuer()) {
                 return Err(Error::Config(format!("the issuer {} is configured twice", provider.issuer())));
             }
-            let paths = if index == 0 { ProviderPaths::main(login) } else { ProviderPaths::other(login, id) };
-            for path in [&paths.login, &paths.callback] {
+            let paths = if index == 0 { ProviderPaths::main(login, id) } else { ProviderPaths::other(login, id) };
+            for path in [&paths.login, &paths.callback, &paths.backchannel] {
                 if routes.contains(path) {
                     return Err(Error::Config(format!(
                         "provider `{id}` would serve {path}, which another route already has: choose another id"
@@ -526,7 +540,10 @@ impl<H: SignIn> Login<H> {
         }
         let limit = limit::layer(&login.rate_limit)?;
         let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
-        Ok(Self { inner: Arc::new(LoginInner { sessions, providers: entries, hook, limit, domains }) })
+        let seen_logout_tokens = quick_cache::sync::Cache::new(backchannel::SEEN_TOKENS);
+        Ok(Self {
+            inner: Arc::new(LoginInner { sessions, seen_logout_tokens, providers: entries, hook, limit, domains }),
+        })
     }
 
     /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), each other provider's
@@ -545,11 +562,20 @@ impl<H: SignIn> Login<H> {
                     get(move |state, auth, headers, query| routes::callback::<H>(state, index, auth, headers, query)),
                 );
         }
+        let mut backchannel = Router::new();
+        for (index, entry) in self.inner.providers.iter().enumerate() {
+            backchannel = backchannel.route(
+                &entry.paths.backchannel,
+                post(move |state, control, form| backchannel::receive::<H>(state, index, control, form)),
+            );
+        }
         router
             .route(&login.logout_path, post(routes::logout::<H>))
             .route(&login.end_session_path, post(mine::end_one::<H>))
             .route(&login.end_all_sessions_path, post(mine::end_all::<H>))
             .route_layer(self.inner.limit.clone())
+            // A provider POSTs its logout tokens from one address, possibly many at once: not rate limited.
+            .merge(backchannel)
             .with_state(self.clone())
     }
 
@@ -588,6 +614,26 @@ impl<H: SignIn> Login<H> {
 
     fn entry(&self, index: usize) -> &Entry {
         &self.inner.providers[index]
+    }
+
+    /// Whether this logout token's `jti` is new here (and remembers it).
+    fn first_use_of(&self, token: &signin_auth::LogoutToken) -> bool {
+        let key = format!("{} {}", token.issuer, token.jti);
+        let mut first = false;
+        let _ = self.inner.seen_logout_tokens.get_or_insert_with(&key, || {
+            first = true;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        first
+    }
+
+    /// Where the provider with this id sends its back-channel logout tokens (to register as its
+    /// `backchannel_logout_uri`): `<public URL><login path>/<id>/backchannel-logout`.
+    pub fn backchannel_logout_url(&self, provider_id: &str) -> Option<Url> {
+        let entry = self.inner.providers.iter().find(|entry| entry.flow.provider().id() == provider_id)?;
+        let mut url = self.inner.sessions.public_url().clone();
+        url.set_path(&self.inner.sessions.url(&entry.paths.backchannel));
+        Some(url)
     }
 
     /// The site.

@@ -141,3 +141,13 @@ pub(crate) fn limited(retry_after_secs: u64) {
         tracing::warn!(count, "sign-in requests over the per-client rate limit, answered 429");
     }
 }
+
+static BAD_LOGOUT_TOKENS: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+
+/// A back-channel logout POST whose token failed a check (anyone can POST there).
+pub(crate) fn bad_logout_token(reason: &dyn std::fmt::Display) {
+    tracing::debug!("back-channel logout refused: {reason}");
+    if let Some(count) = BAD_LOGOUT_TOKENS.add() {
+        tracing::info!(count, "back-channel logout requests refused (last: {reason})");
+    }
+}

@@ -167,8 +167,20 @@ async fn finish<H: SignIn>(
     let user = login.inner.hook.sign_in(&signed_in, entry.flow.provider()).await?;
     let sessions = login.sessions();
     let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
-    let details =
-        SignInDetails { lifetime: sessions.session_settings().absolute_lifetime, owner: Some(&owner), user_agent };
+    // The provider's session (`sid`), for its back-channel logout.
+    let provider_session = signed_in
+        .claims
+        .additional
+        .get("sid")
+        .and_then(serde_json::Value::as_str)
+        .filter(|sid| !sid.is_empty() && sid.len() <= 255)
+        .map(|sid| signin_session::provider_session_key(&signed_in.claims.profile.issuer, sid));
+    let details = SignInDetails {
+        lifetime: sessions.session_settings().absolute_lifetime,
+        owner: Some(&owner),
+        user_agent,
+        provider_session: provider_session.as_deref(),
+    };
     auth.sign_in(&user, details).await?;
     tracing::info!(oidc.issuer = %entry.flow.provider().issuer(), "signed in");
     Ok(see_other(&sessions.url(next.as_ref())))

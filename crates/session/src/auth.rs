@@ -33,6 +33,9 @@ impl AuthSession {
     pub const SINCE: &'static str = "auth.since";
     /// The browser's `User-Agent` at sign-in.
     pub const AGENT: &'static str = "auth.agent";
+    /// The provider's session the sign-in belongs to ([`crate::provider_session_key`] of the ID token's `sid`),
+    /// for back-channel logout.
+    pub const PROVIDER_SESSION: &'static str = "auth.psid";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -97,6 +100,9 @@ impl AuthSession {
             self.0.insert(Self::OWNER, owner).await?;
             let agent: String = details.user_agent.chars().take(crate::MAX_USER_AGENT).collect();
             self.0.insert(Self::AGENT, agent).await?;
+            if let Some(key) = details.provider_session {
+                self.0.insert(Self::PROVIDER_SESSION, key).await?;
+            }
         }
         Ok(())
     }
@@ -188,12 +194,14 @@ pub struct SignInDetails<'a> {
     pub owner: Option<&'a str>,
     /// The browser's `User-Agent`.
     pub user_agent: &'a str,
+    /// The provider's session it belongs to ([`crate::provider_session_key`]), when the ID token named one.
+    pub provider_session: Option<&'a str>,
 }
 
 impl SignInDetails<'_> {
     /// A session of this lifetime that no directory lists.
     pub fn lasting(lifetime: Duration) -> Self {
-        SignInDetails { lifetime, owner: None, user_agent: "" }
+        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None }
     }
 }
 

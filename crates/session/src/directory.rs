@@ -19,6 +19,12 @@ pub fn owner_key(issuer: &str, subject: &str) -> String {
     format!("{issuer} {subject}")
 }
 
+/// The key of a provider's session: its issuer and the `sid` its ID tokens and logout tokens carry (a `sid` is
+/// unique only at its issuer).
+pub fn provider_session_key(issuer: &str, sid: &str) -> String {
+    format!("{issuer} {sid}")
+}
+
 /// One session of a person, as the directory knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryEntry {
@@ -28,6 +34,8 @@ pub struct DirectoryEntry {
     pub signed_in_at: OffsetDateTime,
     /// The browser's `User-Agent` at sign-in (at most [`MAX_USER_AGENT`] characters).
     pub user_agent: String,
+    /// The provider's session the sign-in belongs to ([`provider_session_key`]), when the ID token named one.
+    pub provider_session: Option<String>,
 }
 
 /// The longest `User-Agent` kept.
@@ -42,6 +50,8 @@ pub trait SessionDirectory: Send + Sync + 'static {
     async fn list(&self, owner: &str) -> Result<Vec<DirectoryEntry>, BoxError>;
     /// Forgets a session (signed out, expired, rotated).
     async fn remove(&self, id: &Id) -> Result<(), BoxError>;
+    /// The sessions begun in the provider's session `key` ([`provider_session_key`]), with their owners.
+    async fn in_provider_session(&self, key: &str) -> Result<Vec<(String, DirectoryEntry)>, BoxError>;
 }
 
 /// The directory in MySQL: the `session_owners` table (created by the workspace migrations).
@@ -73,36 +83,53 @@ fn truncated(agent: &str) -> &str {
 impl SessionDirectory for MySqlSessionDirectory {
     async fn add(&self, owner: &str, entry: &DirectoryEntry) -> Result<(), BoxError> {
         let at = entry.signed_in_at.to_offset(time::UtcOffset::UTC);
-        sqlx::query("REPLACE INTO session_owners (id, owner, signed_in_at, user_agent) VALUES (?, ?, ?, ?)")
-            .bind(entry.id.to_string())
-            .bind(owner)
-            .bind(time::PrimitiveDateTime::new(at.date(), at.time()))
-            .bind(truncated(&entry.user_agent))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "REPLACE INTO session_owners (id, owner, signed_in_at, user_agent, provider_session) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(entry.id.to_string())
+        .bind(owner)
+        .bind(time::PrimitiveDateTime::new(at.date(), at.time()))
+        .bind(truncated(&entry.user_agent))
+        .bind(entry.provider_session.as_deref())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn list(&self, owner: &str) -> Result<Vec<DirectoryEntry>, BoxError> {
-        let rows: Vec<(String, time::PrimitiveDateTime, String)> = sqlx::query_as(
-            "SELECT CAST(id AS CHAR), signed_in_at, user_agent FROM session_owners WHERE owner = ? \
-             ORDER BY signed_in_at DESC LIMIT 1000",
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT CAST(owner AS CHAR), CAST(id AS CHAR), signed_in_at, user_agent, CAST(provider_session AS CHAR) \
+             FROM session_owners WHERE owner = ? ORDER BY signed_in_at DESC LIMIT 1000",
         )
         .bind(owner)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, at, user_agent)| {
-                Some(DirectoryEntry { id: id.parse().ok()?, signed_in_at: at.assume_utc(), user_agent })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(entry).map(|(_, entry)| entry).collect())
+    }
+
+    async fn in_provider_session(&self, key: &str) -> Result<Vec<(String, DirectoryEntry)>, BoxError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT CAST(owner AS CHAR), CAST(id AS CHAR), signed_in_at, user_agent, CAST(provider_session AS CHAR) \
+             FROM session_owners WHERE provider_session = ? LIMIT 1000",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(entry).collect())
     }
 
     async fn remove(&self, id: &Id) -> Result<(), BoxError> {
         sqlx::query("DELETE FROM session_owners WHERE id = ?").bind(id.to_string()).execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// A `session_owners` row: owner, id, sign-in time, User-Agent, provider session.
+type Row = (String, String, time::PrimitiveDateTime, String, Option<String>);
+
+fn entry((owner, id, at, user_agent, provider_session): Row) -> Option<(String, DirectoryEntry)> {
+    Some((owner, DirectoryEntry { id: id.parse().ok()?, signed_in_at: at.assume_utc(), user_agent, provider_session }))
 }
 
 /// A directory in memory, for tests and single-process services.
@@ -135,6 +162,16 @@ impl SessionDirectory for MemoryDirectory {
         }
         entries.retain(|_, list| !list.is_empty());
         Ok(())
+    }
+
+    async fn in_provider_session(&self, key: &str) -> Result<Vec<(String, DirectoryEntry)>, BoxError> {
+        let entries = self.entries.lock().map_err(|_| "poisoned")?;
+        Ok(entries
+            .iter()
+            .flat_map(|(owner, list)| list.iter().map(move |entry| (owner, entry)))
+            .filter(|(_, entry)| entry.provider_session.as_deref() == Some(key))
+            .map(|(owner, entry)| (owner.clone(), entry.clone()))
+            .collect())
     }
 }
 
@@ -191,6 +228,26 @@ pub async fn end_session(
     Ok(true)
 }
 
+/// Ends the sessions begun in the provider's session `key` ([`provider_session_key`]); only `owner`'s when given
+/// (a logout token that names both a subject and a session). Returns how many it ended.
+pub async fn end_provider_session(
+    store: &dyn tower_sessions::SessionStore,
+    directory: &dyn SessionDirectory,
+    key: &str,
+    owner: Option<&str>,
+) -> Result<usize, BoxError> {
+    let mut ended = 0;
+    for (of, entry) in directory.in_provider_session(key).await? {
+        if owner.is_some_and(|owner| owner != of) {
+            continue;
+        }
+        store.delete(&entry.id).await?;
+        directory.remove(&entry.id).await?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
 /// Ends every session of `owner`; returns how many the directory listed.
 pub async fn end_all_sessions(
     store: &dyn tower_sessions::SessionStore,
@@ -236,6 +293,9 @@ mod tests {
         async fn remove(&self, id: &Id) -> Result<(), BoxError> {
             self.0.remove(id).await
         }
+        async fn in_provider_session(&self, key: &str) -> Result<Vec<(String, DirectoryEntry)>, BoxError> {
+            self.0.in_provider_session(key).await
+        }
     }
 
     #[tokio::test]
@@ -252,8 +312,12 @@ mod tests {
                 expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
             };
             store.create(&mut record).await.expect("created");
-            let entry =
-                DirectoryEntry { id: record.id, signed_in_at: OffsetDateTime::now_utc(), user_agent: String::new() };
+            let entry = DirectoryEntry {
+                id: record.id,
+                signed_in_at: OffsetDateTime::now_utc(),
+                user_agent: String::new(),
+                provider_session: None,
+            };
             directory.add("owner", &entry).await.expect("added");
         }
 

@@ -20,7 +20,7 @@ pub use cache::{
 };
 pub use directory::{
     DirectoryEntry, LiveSession, MAX_USER_AGENT, MemoryDirectory, MySqlSessionDirectory, SessionDirectory,
-    end_all_sessions, end_session, live_sessions, owner_key,
+    end_all_sessions, end_provider_session, end_session, live_sessions, owner_key, provider_session_key,
 };
 pub use error::SessionError;
 pub use hashed::HashedIds;

@@ -41,7 +41,7 @@ async fn migrations_create_both_tables_and_running_them_again_changes_nothing() 
         .get_result(&mut conn)
         .await
         .expect("migrations counted");
-    assert_eq!(applied.n, 5);
+    assert_eq!(applied.n, 6);
 }
 
 #[tokio::test]

@@ -42,12 +42,20 @@ pub struct RegisteredClient {
 
 /// Registers a confidential web client for `redirect_uri` (OpenID Connect Dynamic Client Registration).
 pub async fn register_client(redirect_uri: &str) -> RegisteredClient {
-    let body = serde_json::json!({
+    register_client_with(redirect_uri, serde_json::json!({})).await
+}
+
+/// Like [`register_client`], with more client metadata (e.g. `backchannel_logout_uri`).
+pub async fn register_client_with(redirect_uri: &str, extra: serde_json::Value) -> RegisteredClient {
+    let mut body = serde_json::json!({
         "redirect_uris": [redirect_uri],
         "grant_types": ["authorization_code"],
         "response_types": ["code"],
         "token_endpoint_auth_method": "client_secret_basic",
     });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
     let response = reqwest::Client::new()
         .post(format!("{}/reg", issuer()))
         .json(&body)
@@ -87,6 +95,15 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let client = register_client(&format!("{base}/login/callback")).await;
+        Self::start(listener, base, client, db.url()).await
+    }
+
+    /// Starts the app on a free port against `db`, with a client registered for that port with this metadata
+    /// besides the redirect URI; `metadata` gets the app's base URL.
+    pub async fn spawn_registered(db: &TestDb, metadata: impl FnOnce(&str) -> serde_json::Value) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let client = register_client_with(&format!("{base}/login/callback"), metadata(&base)).await;
         Self::start(listener, base, client, db.url()).await
     }
 

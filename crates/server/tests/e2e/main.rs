@@ -10,5 +10,6 @@ mod helpers;
 mod hostile;
 mod instances;
 mod library;
+mod logout;
 mod outage;
 mod providers;

@@ -1,0 +1,159 @@
+//! Sign-out that reaches further than this site: back-channel logout from the real development provider
+//! (`oidc-provider`'s Back-Channel Logout 1.0), and logout tokens forged against the hostile provider.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, HostileIdp, SUBJECT, Scenario, Signer};
+use signin_testkit::TestDb;
+
+use crate::helpers::{Browser, RegisteredClient, TestApp, issuer, location};
+
+/// Signs out at the development provider, as a person on its "sign out" page would: `GET /session/end`, then
+/// "Yes, sign me out". The provider sends its logout tokens before it answers.
+async fn sign_out_at_the_provider(browser: &Browser) {
+    let page = browser.get(&format!("{}/session/end", issuer())).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("the provider's sign-out page");
+    let at = html.find("name=\"xsrf\" value=\"").expect("the sign-out form's xsrf field") + 19;
+    let xsrf = html[at..].split('"').next().expect("xsrf value").to_owned();
+    let confirmed =
+        browser.post_form(&format!("{}/session/end/confirm", issuer()), &[("xsrf", &xsrf), ("logout", "yes")]).await;
+    assert!(confirmed.status().is_redirection(), "the provider signed out: {}", confirmed.status());
+}
+
+/// The profile page answers with the person's email, or the login page.
+async fn signed_in(browser: &Browser, app: &TestApp, email: &str) -> bool {
+    let page = browser.get(&app.url("/")).await.text().await.expect("page");
+    page.contains(email)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_at_the_provider_ends_the_sessions_begun_in_that_provider_session() {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn_registered(&db, |base| {
+        serde_json::json!({
+            "backchannel_logout_uri": format!("{base}/login/oidc/backchannel-logout"),
+            "backchannel_logout_session_required": true,
+        })
+    })
+    .await;
+
+    // Alice signs in twice: in this browser, and in another one (another session at the provider too).
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "alice").await.status(), StatusCode::SEE_OTHER);
+    let elsewhere = Browser::new();
+    assert_eq!(elsewhere.sign_in(&app, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert!(signed_in(&browser, &app, "alice@example.com").await);
+    let recorded: Vec<Option<String>> = sqlx::query_scalar("SELECT CAST(provider_session AS CHAR) FROM session_owners")
+        .fetch_all(&mut app.db().await)
+        .await
+        .expect("directory");
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|key| key.as_deref().is_some_and(|key| key.starts_with(&issuer()))), "{recorded:?}");
+    assert_ne!(recorded[0], recorded[1], "two provider sessions");
+
+    // A second instance of the deployment serves her too.
+    let other = app.another_instance().await;
+    assert!(signed_in(&browser, &other, "alice@example.com").await);
+
+    // She signs out at the provider in this browser: the provider tells the app, which ends that session, on
+    // both instances (the other within the cache's coherence bound).
+    sign_out_at_the_provider(&browser).await;
+    assert!(!signed_in(&browser, &app, "alice@example.com").await, "the session begun there has ended");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while signed_in(&browser, &other, "alice@example.com").await {
+        assert!(std::time::Instant::now() < deadline, "the other instance still serves the ended session");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(signed_in(&elsewhere, &app, "alice@example.com").await, "the other browser's session is another one");
+    assert_eq!(app.session_count().await, 1);
+}
+
+/// The app with the hostile provider as its provider, and a browser signed in with it; the provider's ID tokens
+/// name the provider session `op-session-1`.
+async fn signed_in_with_the_hostile_provider(db: &TestDb) -> (HostileIdp, TestApp, Browser) {
+    let scenario = Scenario::default().with_claim("sid", json!("op-session-1"));
+    let idp = HostileIdp::start(scenario).await.expect("hostile provider");
+    let client = RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
+    let app = TestApp::try_spawn_with_provider(db, &idp.issuer(), client, |_| {}).await.expect("app");
+    let browser = Browser::new();
+    let to_provider = location(&browser.get(&app.url("/login")).await);
+    let callback = location(&browser.get(&to_provider).await);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    (idp, app, browser)
+}
+
+/// POSTs a logout token to the app's back-channel logout endpoint: the status and the body.
+async fn post_logout_token(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let response = reqwest::Client::new()
+        .post(app.url("/login/oidc/backchannel-logout"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.headers().get("cache-control").map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+    (response.status(), response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn forged_logout_tokens_are_refused_and_a_good_one_ends_the_session_once() {
+    let db = TestDb::create().await.expect("test database");
+    let (idp, app, browser) = signed_in_with_the_hostile_provider(&db).await;
+    let email = "ada@example.com";
+    assert!(signed_in(&browser, &app, email).await);
+
+    let good = || idp.logout_claims(Some(SUBJECT), Some("op-session-1"));
+    let changed = |name: &str, value: Value| {
+        let mut claims = good();
+        if value.is_null() {
+            claims.as_object_mut().expect("object").remove(name);
+        } else {
+            claims[name] = value;
+        }
+        claims
+    };
+    let mut neither = changed("sub", Value::Null);
+    neither.as_object_mut().expect("object").remove("sid");
+    let forged = [
+        ("a bad signature", idp.sign(&good(), "logout+jwt", Signer::Attacker), "signature"),
+        ("another audience", idp.sign(&changed("aud", json!("someone-else")), "logout+jwt", Signer::Provider), "aud"),
+        ("a nonce", idp.sign(&changed("nonce", json!("n-1")), "logout+jwt", Signer::Provider), "nonce"),
+        ("no events", idp.sign(&changed("events", Value::Null), "logout+jwt", Signer::Provider), "events"),
+        ("neither sid nor sub", idp.sign(&neither, "logout+jwt", Signer::Provider), "neither"),
+        (
+            "another issuer",
+            idp.sign(&changed("iss", json!("https://evil.example")), "logout+jwt", Signer::Provider),
+            "iss",
+        ),
+        ("an old iat", idp.sign(&changed("iat", json!(0)), "logout+jwt", Signer::Provider), "iat"),
+        ("an ID token's typ", idp.sign(&good(), "JWT", Signer::Provider), "typ"),
+    ];
+    for (what, token, why) in forged {
+        let (status, body) = post_logout_token(&app, &token.expect("signed")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(error["error"], "invalid_request", "{what}");
+        assert!(error["error_description"].as_str().is_some_and(|d| d.contains(why)), "{what}: {body}");
+        assert!(signed_in(&browser, &app, email).await, "{what} ended the session");
+    }
+    let (status, _) = post_logout_token(&app, "not-a-jwt").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The provider's own token ends the session; the same token again is refused.
+    let token = idp.sign(&good(), "logout+jwt", Signer::Provider).expect("signed");
+    assert_eq!(post_logout_token(&app, &token).await.0, StatusCode::OK);
+    assert!(!signed_in(&browser, &app, email).await, "the session has ended");
+    let (status, body) = post_logout_token(&app, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("used already"), "{body}");
+}
+
+#[tokio::test]
+async fn a_logout_token_naming_only_the_subject_ends_every_session_of_theirs() {
+    let db = TestDb::create().await.expect("test database");
+    let (idp, app, browser) = signed_in_with_the_hostile_provider(&db).await;
+    let token = idp.sign(&idp.logout_claims(Some(SUBJECT), None), "logout+jwt", Signer::Provider).expect("signed");
+    assert_eq!(post_logout_token(&app, &token).await.0, StatusCode::OK);
+    assert!(!signed_in(&browser, &app, "ada@example.com").await);
+    assert_eq!(app.session_count().await, 0);
+}
