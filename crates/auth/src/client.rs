@@ -74,6 +74,9 @@ pub struct ProviderSettings {
 /// Google's issuer identifier.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
+/// The other form of Google's `iss` in its ID tokens.
+const GOOGLE_BARE_ISSUER: &str = "accounts.google.com";
+
 fn default_scopes() -> Vec<String> {
     vec!["email".to_owned(), "profile".to_owned()]
 }
@@ -286,7 +289,18 @@ impl OidcClient {
         let issuer = IssuerUrl::new(settings.issuer.clone())
             .map_err(|_| AuthError::Configuration { reason: "the issuer is not a URL".into() })?;
         // Also checks that the document's `issuer` is exactly ours, and fetches the key set.
-        let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &http).await?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http).await?;
+        Self::from_metadata(settings, metadata, redirect_url, http)
+    }
+
+    /// The client for a provider whose discovery document (with its key set) is at hand.
+    fn from_metadata(
+        settings: ProviderSettings,
+        metadata: CoreProviderMetadata,
+        redirect_url: url::Url,
+        http: HttpClient,
+    ) -> Result<Self, AuthError> {
+        let issuer = metadata.issuer().clone();
 
         let algs: Vec<_> = metadata
             .id_token_signing_alg_values_supported()
@@ -394,15 +408,18 @@ impl OidcClient {
             })
     }
 
-    /// One verification attempt against one key set: signature, iss, aud, exp, iat, nonce, then at_hash.
+    /// One verification attempt against one key set: signature (unless `signature_verified` already, see
+    /// [`OidcClient::google_bare_issuer`]), iss, aud, exp, iat, nonce, then at_hash.
     fn verify_with(
         &self,
         token: &CoreIdToken,
         keys: &CoreJsonWebKeySet,
         nonce: &Nonce,
         access_token: &AccessToken,
+        signature_verified: bool,
     ) -> Result<CoreIdTokenClaims, Rejection> {
         let verifier = self.verifier(keys);
+        let verifier = if signature_verified { verifier.insecure_disable_signature_check() } else { verifier };
         let claims = match token.claims(&verifier, nonce) {
             Ok(claims) => claims.clone(),
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
@@ -431,6 +448,59 @@ impl OidcClient {
         Ok(claims)
     }
 
+    /// Verifies a JWS signature with the provider's keys and algorithms; on an unknown key, fetches the key set
+    /// once more and retries. A refusal becomes `invalid(reason)`; the provider's keys endpoint failing stays what
+    /// it is.
+    async fn verify_signature(
+        &self,
+        raw: &str,
+        invalid: fn(String) -> AuthError,
+    ) -> Result<crate::jws::Verified, AuthError> {
+        let first = crate::jws::verify(raw, &self.current_keys(), &self.inner.algs);
+        let result = match first {
+            Err(crate::jws::Rejected::NoKey) => {
+                tracing::info!("token signed with an unknown key; fetching the provider's keys again");
+                let fresh = self.refresh_keys().await?;
+                crate::jws::verify(raw, &fresh, &self.inner.algs)
+            }
+            other => other,
+        };
+        result.map_err(|rejected| match rejected {
+            crate::jws::Rejected::NoKey => invalid("no provider key matches the token's signature".to_owned()),
+            crate::jws::Rejected::Invalid(reason) => invalid(reason.to_owned()),
+        })
+    }
+
+    /// Google's ID tokens carry `iss` as `https://accounts.google.com` or `accounts.google.com` (Google's own
+    /// documentation accepts both). openidconnect cannot even parse the second (an issuer is a URL), so for
+    /// Google's issuer only, and only for that exact value, the signature is verified on the token as sent, and
+    /// every claim check runs on a copy whose `iss` has the scheme: the copy's signature check is the one skipped,
+    /// having been done on the original. Every other issuer must match exactly.
+    async fn google_bare_issuer(&self, raw: &str) -> Result<Option<String>, AuthError> {
+        if self.inner.settings.issuer != GOOGLE_ISSUER {
+            return Ok(None);
+        }
+        let mut parts = raw.split('.');
+        let (Some(head), Some(body), Some(signature)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let payload = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok());
+        let Some(mut payload) = payload.filter(|p| p.get("iss").and_then(|v| v.as_str()) == Some(GOOGLE_BARE_ISSUER))
+        else {
+            return Ok(None);
+        };
+        self.verify_signature(raw, |reason| {
+            AuthError::invalid_token(format!("signature verification failed: {reason}"))
+        })
+        .await?;
+        payload.insert("iss".into(), serde_json::Value::from(GOOGLE_ISSUER));
+        let body = serde_json::to_vec(&payload).map_err(|err| AuthError::invalid_token(err.to_string()))?;
+        Ok(Some(format!("{head}.{}.{signature}", URL_SAFE_NO_PAD.encode(body))))
+    }
+
     /// Parses and verifies the ID token; on an unknown key, fetches the key set once more and retries.
     async fn verify_id_token(
         &self,
@@ -438,14 +508,16 @@ impl OidcClient {
         nonce: &Nonce,
         access_token: &AccessToken,
     ) -> Result<(CoreIdTokenClaims, serde_json::Map<String, serde_json::Value>), AuthError> {
-        let token = CoreIdToken::from_str(raw)
+        let normalised = self.google_bare_issuer(raw).await?;
+        let signature_verified = normalised.is_some();
+        let token = CoreIdToken::from_str(normalised.as_deref().unwrap_or(raw))
             .map_err(|err| AuthError::invalid_token(format!("the ID token is malformed: {err}")))?;
-        let first = self.verify_with(&token, &self.current_keys(), nonce, access_token);
+        let first = self.verify_with(&token, &self.current_keys(), nonce, access_token, signature_verified);
         let result = match first {
             Err(Rejection::NoKey) => {
                 tracing::info!("ID token signed with an unknown key; fetching the provider's keys again");
                 let fresh = self.refresh_keys().await?;
-                self.verify_with(&token, &fresh, nonce, access_token)
+                self.verify_with(&token, &fresh, nonce, access_token, signature_verified)
             }
             other => other,
         };
@@ -597,18 +669,7 @@ impl Provider for OidcClient {
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
     async fn verify_logout_token(&self, raw: &str) -> Result<crate::LogoutToken, AuthError> {
         let invalid = |reason: &str| AuthError::InvalidLogoutToken { reason: reason.to_owned() };
-        let verified = match crate::jws::verify(raw, &self.current_keys(), &self.inner.algs) {
-            Err(crate::jws::Rejected::NoKey) => {
-                tracing::info!("logout token signed with an unknown key; fetching the provider's keys again");
-                let fresh = self.refresh_keys().await?;
-                crate::jws::verify(raw, &fresh, &self.inner.algs)
-            }
-            other => other,
-        };
-        let verified = verified.map_err(|rejected| match rejected {
-            crate::jws::Rejected::NoKey => invalid("no provider key matches the token's signature"),
-            crate::jws::Rejected::Invalid(reason) => invalid(reason),
-        })?;
+        let verified = self.verify_signature(raw, |reason| AuthError::InvalidLogoutToken { reason }).await?;
         let settings = &self.inner.settings;
         crate::logout::check(
             &verified,
@@ -668,6 +729,75 @@ mod tests {
         assert_eq!(settings.display_name(), "login.example.org");
         settings.display_name = Some("Example SSO".into());
         assert_eq!(settings.display_name(), "Example SSO");
+    }
+
+    /// A client for `issuer` whose keys are the hostile provider's (no discovery: its document is made here).
+    async fn client_with_hostile_keys(idp: &signin_hostile_idp::HostileIdp, issuer: &str) -> OidcClient {
+        let jwks: CoreJsonWebKeySet =
+            reqwest::get(format!("{}/jwks", idp.issuer())).await.expect("jwks").json().await.expect("a key set");
+        let metadata = CoreProviderMetadata::new(
+            IssuerUrl::new(issuer.to_owned()).expect("issuer"),
+            openidconnect::AuthUrl::new(format!("{issuer}/authorize")).expect("url"),
+            JsonWebKeySetUrl::new(format!("{}/jwks", idp.issuer())).expect("url"),
+            vec![openidconnect::ResponseTypes::new(vec![openidconnect::core::CoreResponseType::Code])],
+            vec![openidconnect::core::CoreSubjectIdentifierType::Public],
+            vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+            openidconnect::EmptyAdditionalProviderMetadata {},
+        )
+        .set_token_endpoint(Some(openidconnect::TokenUrl::new(format!("{issuer}/token")).expect("url")))
+        .set_jwks(jwks);
+        let settings = ProviderSettings::new(issuer, signin_hostile_idp::CLIENT_ID, SecretString::from("secret"));
+        let http = HttpClient::new(Duration::from_secs(5), 1 << 20).expect("http");
+        let redirect = url::Url::parse("https://app.example/login/callback").expect("url");
+        OidcClient::from_metadata(settings, metadata, redirect, http).expect("client")
+    }
+
+    fn id_token_claims(iss: &str) -> serde_json::Value {
+        let now = Utc::now().timestamp();
+        serde_json::json!({
+            "iss": iss, "aud": signin_hostile_idp::CLIENT_ID, "sub": "1234", "iat": now, "exp": now + 600,
+            "nonce": "n-1", "email": "ada@example.com", "email_verified": true,
+        })
+    }
+
+    #[tokio::test]
+    async fn googles_issuer_is_accepted_with_and_without_its_scheme_and_no_other_issuer_is() {
+        use signin_hostile_idp::{HostileIdp, Scenario, Signer};
+        let idp = HostileIdp::start(Scenario::default()).await.expect("keys");
+        let google = client_with_hostile_keys(&idp, GOOGLE_ISSUER).await;
+        let (nonce, access) = (Nonce::new("n-1".into()), AccessToken::new("at".into()));
+        let verify = |client: &OidcClient, claims: serde_json::Value, signer: Signer| {
+            let raw = idp.sign(&claims, "JWT", signer).expect("signed");
+            let (client, nonce, access) = (client.clone(), nonce.clone(), access.clone());
+            async move { client.verify_id_token(&raw, &nonce, &access).await }
+        };
+
+        for iss in ["https://accounts.google.com", "accounts.google.com"] {
+            let (claims, _) = verify(&google, id_token_claims(iss), Signer::Provider).await.expect(iss);
+            assert_eq!(claims.issuer().as_str(), GOOGLE_ISSUER, "{iss}: the user is keyed by the one issuer");
+        }
+        // The bare form is not a way around the signature, the audience, the expiry or the nonce.
+        let forged = verify(&google, id_token_claims("accounts.google.com"), Signer::Attacker).await;
+        assert!(forged.expect_err("forged").to_string().contains("signature"));
+        let mut other_audience = id_token_claims("accounts.google.com");
+        other_audience["aud"] = "someone-else".into();
+        assert!(verify(&google, other_audience, Signer::Provider).await.is_err());
+        let mut expired = id_token_claims("accounts.google.com");
+        expired["exp"] = (Utc::now().timestamp() - 3600).into();
+        assert!(verify(&google, expired, Signer::Provider).await.is_err());
+        let mut other_nonce = id_token_claims("accounts.google.com");
+        other_nonce["nonce"] = "not-ours".into();
+        assert!(verify(&google, other_nonce, Signer::Provider).await.is_err());
+        for iss in ["accounts.google.com.evil.example", "https://accounts.google.com/", "http://accounts.google.com"] {
+            assert!(verify(&google, id_token_claims(iss), Signer::Provider).await.is_err(), "{iss}");
+        }
+
+        // Anywhere else, the issuer matches exactly.
+        let other = client_with_hostile_keys(&idp, "https://idp.example").await;
+        assert!(verify(&other, id_token_claims("https://idp.example"), Signer::Provider).await.is_ok());
+        for iss in ["idp.example", "accounts.google.com", GOOGLE_ISSUER] {
+            assert!(verify(&other, id_token_claims(iss), Signer::Provider).await.is_err(), "{iss}");
+        }
     }
 
     #[test]
