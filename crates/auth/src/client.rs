@@ -11,8 +11,8 @@ use chrono::Utc;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod, CoreErrorResponseType,
     CoreGenderClaim, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet,
-    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType, CoreUserInfoClaims,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
@@ -21,6 +21,7 @@ use openidconnect::{
     LocalizedClaim, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
     SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
+use openidconnect::{AdditionalProviderMetadata, EndSessionUrl, LogoutRequest, PostLogoutRedirectUrl, RevocationUrl};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use signin_domain::ProfileClaims;
@@ -69,7 +70,55 @@ pub struct ProviderSettings {
     /// (the account chooser), `login` elsewhere (OpenID Connect's re-authentication). An empty value sends none.
     #[serde(default)]
     pub prompt_after_sign_out: Option<String>,
+    /// At sign-out, revoke the sign-in's token at the provider (RFC 7009) when it advertises a
+    /// `revocation_endpoint` (Google does): best effort, in the background, never delaying the sign-out. Default on.
+    #[serde(default = "default_true")]
+    pub revoke_at_sign_out: bool,
+    /// At sign-out, send the browser on to the provider's `end_session_endpoint` (OpenID Connect RP-Initiated
+    /// Logout) with `id_token_hint` and `post_logout_redirect_uri` (the site's home, to register with the
+    /// provider), when it advertises one (Google does not). Default off: signing out of the site leaves the
+    /// person signed in at the provider.
+    #[serde(default)]
+    pub end_session_at_sign_out: bool,
+    /// Limit for a revocation request at sign-out (default 3 s).
+    #[serde(default = "default_sign_out_timeout", with = "signin_domain::duration")]
+    pub sign_out_timeout: Duration,
 }
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sign_out_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+/// What a provider's discovery document says beyond OpenID Connect Discovery's core fields: where tokens are
+/// revoked (RFC 8414) and where a session at the provider ends (RP-Initiated Logout).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(crate) struct SignOutMetadata {
+    #[serde(default)]
+    revocation_endpoint: Option<RevocationUrl>,
+    #[serde(default)]
+    end_session_endpoint: Option<EndSessionUrl>,
+}
+impl AdditionalProviderMetadata for SignOutMetadata {}
+
+/// A discovery document with [`SignOutMetadata`].
+pub(crate) type Metadata = openidconnect::ProviderMetadata<
+    SignOutMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
 
 /// Google's issuer identifier.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -109,6 +158,9 @@ impl ProviderSettings {
             max_response_bytes: default_max_response_bytes(),
             key_refetch_interval: default_key_refetch_interval(),
             prompt_after_sign_out: None,
+            revoke_at_sign_out: true,
+            end_session_at_sign_out: false,
+            sign_out_timeout: default_sign_out_timeout(),
         }
     }
 
@@ -165,6 +217,9 @@ impl fmt::Debug for ProviderSettings {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("key_refetch_interval", &self.key_refetch_interval)
             .field("prompt_after_sign_out", &self.prompt_after_sign_out)
+            .field("revoke_at_sign_out", &self.revoke_at_sign_out)
+            .field("end_session_at_sign_out", &self.end_session_at_sign_out)
+            .field("sign_out_timeout", &self.sign_out_timeout)
             .finish()
     }
 }
@@ -259,6 +314,12 @@ struct Inner {
     refetched: tokio::sync::Mutex<Option<Instant>>,
     /// What the provider advertises in `id_token_signing_alg_values_supported`, without `none`.
     algs: Vec<CoreJwsSigningAlgorithm>,
+    /// The end-session endpoint, when advertised.
+    end_session: Option<EndSessionUrl>,
+    /// The revocation endpoint, when one is advertised.
+    revocation: Option<url::Url>,
+    /// How the client authenticates to the token (and revocation) endpoint.
+    client_auth: AuthType,
 }
 
 impl fmt::Debug for OidcClient {
@@ -289,14 +350,14 @@ impl OidcClient {
         let issuer = IssuerUrl::new(settings.issuer.clone())
             .map_err(|_| AuthError::Configuration { reason: "the issuer is not a URL".into() })?;
         // Also checks that the document's `issuer` is exactly ours, and fetches the key set.
-        let metadata = CoreProviderMetadata::discover_async(issuer, &http).await?;
+        let metadata = Metadata::discover_async(issuer, &http).await?;
         Self::from_metadata(settings, metadata, redirect_url, http)
     }
 
     /// The client for a provider whose discovery document (with its key set) is at hand.
     fn from_metadata(
         settings: ProviderSettings,
-        metadata: CoreProviderMetadata,
+        metadata: Metadata,
         redirect_url: url::Url,
         http: HttpClient,
     ) -> Result<Self, AuthError> {
@@ -329,6 +390,8 @@ impl OidcClient {
         let jwks_url = metadata.jwks_uri().clone();
         let keys = metadata.jwks().clone();
         let redirect = RedirectUrl::from_url(redirect_url);
+        let revocation_url = metadata.additional_metadata().revocation_endpoint.clone();
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
         let client: RpClient = openidconnect::Client::from_provider_metadata(
             metadata,
             ClientId::new(settings.client_id.clone()),
@@ -336,8 +399,9 @@ impl OidcClient {
         )
         .set_token_uri(token_url)
         .set_redirect_uri(redirect)
-        .set_auth_type(auth_type);
+        .set_auth_type(auth_type.clone());
 
+        let revocation = revocation_url.map(|url| url.url().clone());
         tracing::info!(oidc.keys = keys.keys().len(), "OpenID provider discovered");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -352,6 +416,9 @@ impl OidcClient {
                 keys: RwLock::new(Arc::new(keys)),
                 refetched: tokio::sync::Mutex::new(None),
                 algs,
+                end_session,
+                revocation,
+                client_auth: auth_type,
             }),
         })
     }
@@ -618,6 +685,69 @@ impl OidcClient {
     }
 }
 
+impl OidcClient {
+    /// RFC 7009 revocation, written here rather than through openidconnect: its revocation request refuses any
+    /// endpoint that is not https, which RFC 7009 asks of the network and this follows except on loopback, where
+    /// the development and test providers run.
+    async fn revoke_token(&self, token: &SecretString, refresh: bool) -> Result<(), AuthError> {
+        let url = self
+            .inner
+            .revocation
+            .as_ref()
+            .ok_or_else(|| AuthError::Configuration { reason: "the provider has no revocation endpoint".into() })?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !loopback {
+            return Err(AuthError::Configuration { reason: "the revocation endpoint is not https".into() });
+        }
+        let request = self.revocation_request(url, token, refresh)?;
+        let settings = &self.inner.settings;
+        let answer = tokio::time::timeout(settings.sign_out_timeout, self.inner.http.execute(request)).await;
+        match answer {
+            Err(_) | Ok(Err(crate::http::HttpError::Timeout)) => Err(AuthError::ProviderTimeout),
+            Ok(Err(err)) => Err(AuthError::unavailable(format!("the revocation request failed: {err}"))),
+            Ok(Ok(response)) if response.status().is_success() => Ok(()),
+            Ok(Ok(response)) => {
+                Err(AuthError::unavailable(format!("the revocation endpoint answered {}", response.status())))
+            }
+        }
+    }
+
+    /// The revocation request: the token, its type, and the client's authentication as at the token endpoint.
+    fn revocation_request(
+        &self,
+        url: &url::Url,
+        token: &SecretString,
+        refresh: bool,
+    ) -> Result<http::Request<Vec<u8>>, AuthError> {
+        let settings = &self.inner.settings;
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.expose_secret());
+        form.append_pair("token_type_hint", if refresh { "refresh_token" } else { "access_token" });
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(url.as_str())
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json");
+        match self.inner.client_auth {
+            AuthType::RequestBody => {
+                form.append_pair("client_id", &settings.client_id);
+                form.append_pair("client_secret", settings.client_secret.expose_secret());
+            }
+            _ => {
+                // RFC 6749 §2.3.1: the id and secret form-encoded, then Basic.
+                let encode = |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+                let pair =
+                    format!("{}:{}", encode(&settings.client_id), encode(settings.client_secret.expose_secret()));
+                let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+                request = request.header(http::header::AUTHORIZATION, basic);
+            }
+        }
+        request
+            .body(form.finish().into_bytes())
+            .map_err(|_| AuthError::unavailable("the revocation request could not be built"))
+    }
+}
+
 /// The unlocalised value of a claim, else the first localised one.
 fn default_value<T>(claim: Option<&LocalizedClaim<T>>) -> Option<&T> {
     let claim = claim?;
@@ -687,6 +817,30 @@ impl Provider for OidcClient {
         self.redeem_code(code, pkce_verifier, nonce).await
     }
 
+    fn sign_out_plan(&self) -> crate::SignOutPlan {
+        let settings = &self.inner.settings;
+        crate::SignOutPlan {
+            revoke: settings.revoke_at_sign_out && self.inner.revocation.is_some(),
+            end_session: settings.end_session_at_sign_out && self.inner.end_session.is_some(),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
+    async fn revoke(&self, token: &SecretString, refresh: bool) -> Result<(), AuthError> {
+        self.revoke_token(token, refresh).await
+    }
+
+    fn end_session_url(&self, id_token_hint: &str, post_logout_redirect: &url::Url) -> Option<url::Url> {
+        let endpoint = self.inner.end_session.clone()?;
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(self.inner.settings.client_id.clone()))
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(post_logout_redirect.clone()));
+        if let Ok(hint) = CoreIdToken::from_str(id_token_hint) {
+            request = request.set_id_token_hint(&hint);
+        }
+        Some(request.http_get_url())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), AuthError> {
         self.fetch_keys().await.map(drop)
@@ -735,14 +889,14 @@ mod tests {
     async fn client_with_hostile_keys(idp: &signin_hostile_idp::HostileIdp, issuer: &str) -> OidcClient {
         let jwks: CoreJsonWebKeySet =
             reqwest::get(format!("{}/jwks", idp.issuer())).await.expect("jwks").json().await.expect("a key set");
-        let metadata = CoreProviderMetadata::new(
+        let metadata = Metadata::new(
             IssuerUrl::new(issuer.to_owned()).expect("issuer"),
             openidconnect::AuthUrl::new(format!("{issuer}/authorize")).expect("url"),
             JsonWebKeySetUrl::new(format!("{}/jwks", idp.issuer())).expect("url"),
             vec![openidconnect::ResponseTypes::new(vec![openidconnect::core::CoreResponseType::Code])],
             vec![openidconnect::core::CoreSubjectIdentifierType::Public],
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
-            openidconnect::EmptyAdditionalProviderMetadata {},
+            SignOutMetadata::default(),
         )
         .set_token_endpoint(Some(openidconnect::TokenUrl::new(format!("{issuer}/token")).expect("url")))
         .set_jwks(jwks);

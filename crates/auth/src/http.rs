@@ -45,7 +45,7 @@ impl HttpClient {
         Ok(Self { inner, timeout, max_bytes })
     }
 
-    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    pub(crate) async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let request = reqwest::Request::try_from(request).map_err(|_| HttpError::Build)?;
         // The endpoint by its path (discovery, keys, token, userinfo): a few values per provider.
         let endpoint = request.url().path().to_owned();

@@ -11,5 +11,5 @@ mod logout;
 pub use claims::{Claims, SignedIn, Tokens};
 pub use client::{GOOGLE_ISSUER, OidcClient, ProviderSettings, issuer_name};
 pub use error::{AuthError, AuthErrorKind, BoxError};
-pub use login::{AuthorizationRequest, Callback, LoginFlow, LoginStart, PendingLogin, Provider};
+pub use login::{AuthorizationRequest, Callback, LoginFlow, LoginStart, PendingLogin, Provider, SignOutPlan};
 pub use logout::{BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_MAX_AGE, LogoutToken};

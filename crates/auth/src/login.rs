@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use rand::RngCore as _;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -68,6 +69,26 @@ pub trait Provider: Send + Sync + 'static {
         Err(AuthError::InvalidLogoutToken { reason: "this provider has no back-channel logout".into() })
     }
 
+    /// What signing out does at this provider (nothing by default), so that a sign-in keeps what it needs.
+    fn sign_out_plan(&self) -> SignOutPlan {
+        SignOutPlan::default()
+    }
+
+    /// Revokes a token of a sign-in at the provider (RFC 7009): its refresh token when `refresh`, else its access
+    /// token. Bounded by the provider's sign-out timeout. Does nothing by default.
+    async fn revoke(&self, token: &SecretString, refresh: bool) -> Result<(), AuthError> {
+        let _ = (token, refresh);
+        Ok(())
+    }
+
+    /// Where to send the browser to end the person's session at the provider (RP-Initiated Logout), with the
+    /// sign-in's ID token as `id_token_hint`, coming back to `post_logout_redirect`; `None` when it has no such
+    /// endpoint (the default).
+    fn end_session_url(&self, id_token_hint: &str, post_logout_redirect: &url::Url) -> Option<url::Url> {
+        let _ = (id_token_hint, post_logout_redirect);
+        None
+    }
+
     /// Whether the provider answers (readiness, and the check before sending anyone there).
     async fn ping(&self) -> Result<(), AuthError> {
         Ok(())
@@ -79,6 +100,15 @@ pub trait Provider: Send + Sync + 'static {
     fn prompt_after_sign_out(&self) -> Option<&str> {
         Some("login")
     }
+}
+
+/// What signing out does at a provider, beyond ending the site's session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignOutPlan {
+    /// Revoke the sign-in's token ([`Provider::revoke`]).
+    pub revoke: bool,
+    /// Send the browser to the provider's end-session endpoint ([`Provider::end_session_url`]).
+    pub end_session: bool,
 }
 
 /// What [`LoginFlow::begin`] returns.

@@ -97,6 +97,8 @@ pub enum Fault {
     AtHashWrong,
     /// `/token` waits this long before answering.
     TokenHangs(Duration),
+    /// `/revoke` waits this long before answering.
+    RevocationHangs(Duration),
     /// `/jwks` answers only after this long (the whole provider is hanging, as far as a client can tell).
     KeysHang(Duration),
     /// `/token` answers 200 with a JSON body of this many bytes (with `Content-Length`).
@@ -159,6 +161,8 @@ struct Shared {
     grants: Mutex<HashMap<String, Grant>>,
     /// Each access token issued, with its subject.
     access_tokens: Mutex<Vec<(String, String)>>,
+    /// The tokens revoked at `/revoke` by an authenticated client, in order.
+    revoked: Mutex<Vec<String>>,
     hits: Mutex<HashMap<String, usize>>,
 }
 
@@ -187,6 +191,7 @@ impl HostileIdp {
             scenario: Mutex::new(scenario),
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(Vec::new()),
+            revoked: Mutex::new(Vec::new()),
             hits: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
@@ -196,6 +201,7 @@ impl HostileIdp {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route("/revoke", post(revoke))
             .layer(middleware::from_fn_with_state(shared.clone(), count))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
@@ -223,6 +229,16 @@ impl HostileIdp {
     /// Switches the behaviour, e.g. between discovery and the token exchange.
     pub fn set_scenario(&self, scenario: Scenario) {
         *lock(&self.shared.scenario) = scenario;
+    }
+
+    /// The access tokens issued so far, in order.
+    pub fn access_tokens(&self) -> Vec<String> {
+        lock(&self.shared.access_tokens).iter().map(|(token, _)| token.clone()).collect()
+    }
+
+    /// The tokens revoked at `/revoke` so far, in order.
+    pub fn revoked(&self) -> Vec<String> {
+        lock(&self.shared.revoked).clone()
     }
 
     /// How many requests reached `path` (any method, query ignored), including unknown paths.
@@ -312,6 +328,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "authorization_endpoint": format!("{base}/authorize"),
             "token_endpoint": format!("{base}/token"),
             "userinfo_endpoint": format!("{base}/userinfo"),
+            "revocation_endpoint": format!("{base}/revoke"),
             "jwks_uri": format!("{base}/jwks"),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -603,6 +620,36 @@ fn id_token(
         _ => (Signing::Rs256 { key: &keys.primary, kid: Some(keys.primary.kid) }, &[]),
     };
     encode_jwt(&signing, extra, &claims)
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 7009: an authenticated client revokes a token; 200 whether or not the token was known.
+async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<RevokeForm>) -> Response {
+    if let Fault::RevocationHangs(wait) = shared.fault() {
+        tokio::time::sleep(wait).await;
+    }
+    let client = TokenForm {
+        grant_type: None,
+        code: None,
+        redirect_uri: None,
+        code_verifier: None,
+        client_id: form.client_id,
+        client_secret: form.client_secret,
+    };
+    if !client_authenticated(&headers, &client) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let Some(token) = form.token.filter(|token| !token.is_empty()) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    lock(&shared.revoked).push(token);
+    StatusCode::OK.into_response()
 }
 
 async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

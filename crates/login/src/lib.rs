@@ -12,6 +12,7 @@ mod noise;
 mod provider_check;
 mod routes;
 mod settings;
+mod sign_out;
 
 use std::cell::Cell;
 use std::fmt;

@@ -175,11 +175,13 @@ async fn finish<H: SignIn>(
         .and_then(serde_json::Value::as_str)
         .filter(|sid| !sid.is_empty() && sid.len() <= 255)
         .map(|sid| signin_session::provider_session_key(&signed_in.claims.profile.issuer, sid));
+    let sign_out = crate::sign_out::kept(provider, entry.flow.provider().sign_out_plan(), &signed_in.tokens);
     let details = SignInDetails {
         lifetime: sessions.session_settings().absolute_lifetime,
         owner: Some(&owner),
         user_agent,
         provider_session: provider_session.as_deref(),
+        sign_out: sign_out.as_ref(),
     };
     auth.sign_in(&user, details).await?;
     tracing::info!(oidc.issuer = %entry.flow.provider().issuer(), "signed in");
@@ -247,9 +249,12 @@ pub(crate) async fn logout<H: SignIn>(
     }
     let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
     verify_post(&auth, &headers, sessions.origin(), &submitted).await?;
+    let kept = auth.sign_out_data().await?;
     auth.sign_out().await?;
     tracing::info!("signed out");
-    let mut response = see_other(&home);
+    // At the provider, after the site's own sign-out: a revocation in the background, and the end-session page.
+    let onward = kept.and_then(|kept| crate::sign_out::at_provider(&login, &kept));
+    let mut response = see_other(onward.as_ref().map_or(home.as_str(), url::Url::as_str));
     response.headers_mut().append(header::SET_COOKIE, sessions.attempts().remember_sign_out());
     Ok(response)
 }

@@ -36,6 +36,9 @@ impl AuthSession {
     /// The provider's session the sign-in belongs to ([`crate::provider_session_key`] of the ID token's `sid`),
     /// for back-channel logout.
     pub const PROVIDER_SESSION: &'static str = "auth.psid";
+    /// What signing out needs from the sign-in (tokens to revoke, the ID token for the provider's end-session
+    /// endpoint): kept in the server-side record only, never in a cookie.
+    const SIGN_OUT: &'static str = "auth.out";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -104,6 +107,9 @@ impl AuthSession {
                 self.0.insert(Self::PROVIDER_SESSION, key).await?;
             }
         }
+        if let Some(data) = details.sign_out {
+            self.0.insert(Self::SIGN_OUT, data).await?;
+        }
         Ok(())
     }
 
@@ -138,6 +144,14 @@ impl AuthSession {
             return Ok(false);
         }
         Ok(expected.as_bytes().ct_eq(submitted.as_bytes()).into())
+    }
+
+    /// What the sign-in kept for signing out ([`SignInDetails::sign_out`]), while someone is signed in.
+    pub async fn sign_out_data(&self) -> Result<Option<serde_json::Value>, SessionError> {
+        if !self.is_signed_in().await? {
+            return Ok(None);
+        }
+        Ok(self.0.get::<serde_json::Value>(Self::SIGN_OUT).await.ok().flatten())
     }
 
     /// Signs out: deletes the session from the store and empties it, so the middleware removes the cookie.
@@ -196,12 +210,14 @@ pub struct SignInDetails<'a> {
     pub user_agent: &'a str,
     /// The provider's session it belongs to ([`crate::provider_session_key`]), when the ID token named one.
     pub provider_session: Option<&'a str>,
+    /// What signing out will need (see [`AuthSession::sign_out_data`]); it may hold tokens.
+    pub sign_out: Option<&'a serde_json::Value>,
 }
 
 impl SignInDetails<'_> {
     /// A session of this lifetime that no directory lists.
     pub fn lasting(lifetime: Duration) -> Self {
-        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None }
+        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None, sign_out: None }
     }
 }
 

@@ -25,16 +25,22 @@ use signin_login::ErrorPage;
 use crate::error::render_error_pages;
 
 /// The Content-Security-Policy: our own scripts and styles only, images from us or any https host (profile
-/// pictures), no framing, forms post only to us.
-pub(crate) fn content_security_policy(extra_img_origins: &[String]) -> String {
+/// pictures), no framing, forms post only to us (and, for the sign-out form, on to the providers whose
+/// end-session page it leads to: browsers hold a form's redirects to `form-action` too).
+pub(crate) fn content_security_policy(extra_img_origins: &[String], form_action_origins: &[String]) -> String {
     let mut img = String::from("'self' https: data:");
     for origin in extra_img_origins {
         img.push(' ');
         img.push_str(origin);
     }
+    let mut form = String::from("'self'");
+    for origin in form_action_origins {
+        form.push(' ');
+        form.push_str(origin);
+    }
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src {img}; connect-src 'self'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+         form-action {form}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -56,8 +62,9 @@ struct ResponseHeaders {
 
 impl ResponseHeaders {
     fn new(state: &AppState) -> Self {
-        let csp = HeaderValue::from_str(&content_security_policy(&state.extra_img_origins()))
-            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+        let csp =
+            HeaderValue::from_str(&content_security_policy(&state.extra_img_origins(), &state.end_session_origins()))
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let mut overriding = vec![
             (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),

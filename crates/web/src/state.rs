@@ -83,6 +83,17 @@ impl AppState {
             .collect()
     }
 
+    /// The origins of the providers' end-session pages that signing out leads to (`oidc.end_session_at_sign_out`).
+    pub fn end_session_origins(&self) -> Vec<String> {
+        let home = self.login.sessions().public_url();
+        self.login
+            .providers()
+            .filter(|provider| provider.sign_out_plan().end_session)
+            .filter_map(|provider| provider.end_session_url("", home))
+            .map(|url| url.origin().ascii_serialization())
+            .collect()
+    }
+
     /// What pages say about the provider and where their sign-in and sign-out links point.
     pub(crate) fn page(&self) -> PageContext {
         self.page_signed_in_by(self.login.provider().issuer())

@@ -101,10 +101,19 @@ impl TestApp {
     /// Starts the app on a free port against `db`, with a client registered for that port with this metadata
     /// besides the redirect URI; `metadata` gets the app's base URL.
     pub async fn spawn_registered(db: &TestDb, metadata: impl FnOnce(&str) -> serde_json::Value) -> Self {
+        Self::spawn_registered_tweaked(db, metadata, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_registered`], with `tweak` applied to the settings.
+    pub async fn spawn_registered_tweaked(
+        db: &TestDb,
+        metadata: impl FnOnce(&str) -> serde_json::Value,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let client = register_client_with(&format!("{base}/login/callback"), metadata(&base)).await;
-        Self::start(listener, base, client, db.url()).await
+        Self::start_tweaked(listener, base, client, db.url(), tweak).await
     }
 
     /// Starts the app again on the same port, database and client, as after a restart.

@@ -1,12 +1,13 @@
 //! Sign-out that reaches further than this site: back-channel logout from the real development provider
-//! (`oidc-provider`'s Back-Channel Logout 1.0), and logout tokens forged against the hostile provider.
+//! (`oidc-provider`'s Back-Channel Logout 1.0) and logout tokens forged against the hostile provider; token
+//! revocation at sign-out; RP-initiated logout at the development provider.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, HostileIdp, SUBJECT, Scenario, Signer};
+use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, Fault, HostileIdp, SUBJECT, Scenario, Signer};
 use signin_testkit::TestDb;
 
-use crate::helpers::{Browser, RegisteredClient, TestApp, issuer, location};
+use crate::helpers::{Browser, RegisteredClient, TestApp, csrf_from, issuer, location};
 
 /// Signs out at the development provider, as a person on its "sign out" page would: `GET /session/end`, then
 /// "Yes, sign me out". The provider sends its logout tokens before it answers.
@@ -156,4 +157,84 @@ async fn a_logout_token_naming_only_the_subject_ends_every_session_of_theirs() {
     assert_eq!(post_logout_token(&app, &token).await.0, StatusCode::OK);
     assert!(!signed_in(&browser, &app, "ada@example.com").await);
     assert_eq!(app.session_count().await, 0);
+}
+
+/// Signs out with the profile page's form; returns the answer.
+async fn click_logout(browser: &Browser, app: &TestApp) -> reqwest::Response {
+    let profile = browser.get(&app.url("/")).await.text().await.expect("profile");
+    let csrf = csrf_from(&profile);
+    browser.post_form(&app.url("/logout"), &[("csrf", &csrf)]).await
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_token_at_the_provider_and_a_hanging_provider_does_not_delay_it() {
+    let db = TestDb::create().await.expect("test database");
+    let (idp, app, browser) = signed_in_with_the_hostile_provider(&db).await;
+    let issued = idp.access_tokens();
+    assert_eq!(issued.len(), 1);
+
+    // Signing out revokes the sign-in's access token (it has no refresh token), in the background.
+    assert_eq!(click_logout(&browser, &app).await.status(), StatusCode::SEE_OTHER);
+    assert!(!signed_in(&browser, &app, "ada@example.com").await);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while idp.revoked().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the token was never revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(idp.revoked(), issued);
+
+    // With the revocation endpoint hanging, the sign-out answers at once all the same.
+    let browser = Browser::new();
+    let to_provider = location(&browser.get(&app.url("/login")).await);
+    let callback = location(&browser.get(&to_provider).await);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    idp.set_scenario(Scenario::fault(Fault::RevocationHangs(std::time::Duration::from_secs(30))));
+    let started = std::time::Instant::now();
+    let answer = click_logout(&browser, &app).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(!signed_in(&browser, &app, "ada@example.com").await);
+}
+
+#[tokio::test]
+async fn with_rp_initiated_logout_signing_out_ends_the_session_at_the_provider_too() {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn_registered_tweaked(
+        &db,
+        |base| serde_json::json!({ "post_logout_redirect_uris": [format!("{base}/")] }),
+        |settings| settings.oidc.end_session_at_sign_out = true,
+    )
+    .await;
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "alice").await.status(), StatusCode::SEE_OTHER);
+    let profile = browser.get(&app.url("/")).await;
+    let csp = profile.headers().get("content-security-policy").expect("csp").to_str().expect("ascii").to_owned();
+    assert!(csp.contains(&format!("form-action 'self' {}", issuer())), "the form may lead to the provider: {csp}");
+
+    // The site's sign-out sends the browser on to the provider, with the ID token as the hint.
+    let answer = click_logout(&browser, &app).await;
+    let to = location(&answer);
+    let url = reqwest::Url::parse(&to).expect("url");
+    assert!(to.starts_with(&format!("{}/session/end", issuer())), "{to}");
+    let params: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(params.get("post_logout_redirect_uri").map(String::as_str), Some(app.url("/").as_str()));
+    assert!(params.get("id_token_hint").is_some_and(|hint| hint.split('.').count() == 3), "{params:?}");
+    assert!(!signed_in(&browser, &app, "alice@example.com").await, "the site's session ended first");
+
+    // At the provider: its confirmation, then back to the site.
+    let page = browser.get(&to).await.text().await.expect("the provider's sign-out page");
+    let at = page.find("name=\"xsrf\" value=\"").expect("xsrf") + 19;
+    let xsrf = page[at..].split('"').next().expect("xsrf").to_owned();
+    let done =
+        browser.post_form(&format!("{}/session/end/confirm", issuer()), &[("xsrf", &xsrf), ("logout", "yes")]).await;
+    assert_eq!(location(&done), app.url("/"), "back at the site");
+
+    // Signed out at the provider too: the next sign-in asks for the login again.
+    let to_provider = location(&browser.get(&app.url("/login")).await);
+    let mut next = location(&browser.get(&to_provider).await);
+    while next.starts_with(&issuer()) && !next.contains("/interaction/") {
+        next = location(&browser.get(&next).await);
+    }
+    let page = browser.get(&next).await.text().await.expect("the provider's page");
+    assert!(page.contains("name=\"login\""), "the provider asks who is signing in");
 }
