@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,9 +17,9 @@ use openidconnect::core::{
 use openidconnect::{
     AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
     CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken,
-    IdTokenVerifier, IssuerUrl, JsonWebKey as _, JsonWebKeySet, JsonWebKeySetUrl, JwsSigningAlgorithm as _,
-    LocalizedClaim, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
-    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    IdTokenVerifier, IssuerUrl, JsonWebKey as _, JwsSigningAlgorithm as _, LocalizedClaim, LoginHint, Nonce,
+    OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, SignatureVerificationError,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use openidconnect::{AdditionalProviderMetadata, EndSessionUrl, LogoutRequest, PostLogoutRedirectUrl, RevocationUrl};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -306,12 +306,8 @@ struct Inner {
     issuer: IssuerUrl,
     client: RpClient,
     http: HttpClient,
-    jwks_url: JsonWebKeySetUrl,
-    /// Swapped whole when refreshed; readers clone the `Arc` and never hold the lock across an await.
-    keys: RwLock<Arc<CoreJsonWebKeySet>>,
-    /// When the keys were last fetched again for an unknown key id: one fetch at a time, at most one per
-    /// `key_refetch_interval`; callbacks that wait for it share its result.
-    refetched: tokio::sync::Mutex<Option<Instant>>,
+    /// The provider's keys (fetched again on an unknown key id, at most once per `key_refetch_interval`).
+    keys: crate::jws::RemoteKeys,
     /// What the provider advertises in `id_token_signing_alg_values_supported`, without `none`.
     algs: Vec<CoreJwsSigningAlgorithm>,
     /// The end-session endpoint, when advertised.
@@ -389,6 +385,7 @@ impl OidcClient {
         };
         let jwks_url = metadata.jwks_uri().clone();
         let keys = metadata.jwks().clone();
+        let settings_refetch = settings.key_refetch_interval;
         let redirect = RedirectUrl::from_url(redirect_url);
         let revocation_url = metadata.additional_metadata().revocation_endpoint.clone();
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
@@ -412,9 +409,7 @@ impl OidcClient {
                 issuer,
                 client,
                 http,
-                jwks_url,
-                keys: RwLock::new(Arc::new(keys)),
-                refetched: tokio::sync::Mutex::new(None),
+                keys: crate::jws::RemoteKeys::new(jwks_url, keys, settings_refetch),
                 algs,
                 end_session,
                 revocation,
@@ -429,28 +424,11 @@ impl OidcClient {
     }
 
     fn current_keys(&self) -> Arc<CoreJsonWebKeySet> {
-        // A poisoned lock only means a writer panicked between two whole-value swaps: the value is still whole.
-        self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.inner.keys.current()
     }
 
-    async fn fetch_keys(&self) -> Result<CoreJsonWebKeySet, AuthError> {
-        Ok(JsonWebKeySet::fetch_async(&self.inner.jwks_url, &self.inner.http).await?)
-    }
-
-    /// Fetches the key set again and keeps it for later logins; at most once per `key_refetch_interval` (within
-    /// it, and for callbacks that waited on a fetch under way, the keys as they now are).
     async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, AuthError> {
-        let mut refetched = self.inner.refetched.lock().await;
-        if refetched.is_some_and(|at| at.elapsed() < self.inner.settings.key_refetch_interval) {
-            tracing::debug!("the provider's keys were fetched again moments ago; not again");
-            return Ok(self.current_keys());
-        }
-        // Counted from the attempt, failed or not: a provider whose keys endpoint is down is not asked per callback.
-        *refetched = Some(Instant::now());
-        let fresh = Arc::new(self.fetch_keys().await?);
-        *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
-        tracing::info!(oidc.keys = fresh.keys().len(), "OpenID provider keys refreshed");
-        Ok(fresh)
+        self.inner.keys.refresh(&self.inner.http).await
     }
 
     fn verifier(&self, keys: &CoreJsonWebKeySet) -> CoreIdTokenVerifier<'static> {
@@ -523,19 +501,7 @@ impl OidcClient {
         raw: &str,
         invalid: fn(String) -> AuthError,
     ) -> Result<crate::jws::Verified, AuthError> {
-        let first = crate::jws::verify(raw, &self.current_keys(), &self.inner.algs);
-        let result = match first {
-            Err(crate::jws::Rejected::NoKey) => {
-                tracing::info!("token signed with an unknown key; fetching the provider's keys again");
-                let fresh = self.refresh_keys().await?;
-                crate::jws::verify(raw, &fresh, &self.inner.algs)
-            }
-            other => other,
-        };
-        result.map_err(|rejected| match rejected {
-            crate::jws::Rejected::NoKey => invalid("no provider key matches the token's signature".to_owned()),
-            crate::jws::Rejected::Invalid(reason) => invalid(reason.to_owned()),
-        })
+        self.inner.keys.verify(raw, &self.inner.algs, &self.inner.http, invalid).await
     }
 
     /// Google's ID tokens carry `iss` as `https://accounts.google.com` or `accounts.google.com` (Google's own
@@ -843,7 +809,7 @@ impl Provider for OidcClient {
 
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), AuthError> {
-        self.fetch_keys().await.map(drop)
+        self.inner.keys.ping(&self.inner.http).await
     }
 }
 
@@ -892,7 +858,7 @@ mod tests {
         let metadata = Metadata::new(
             IssuerUrl::new(issuer.to_owned()).expect("issuer"),
             openidconnect::AuthUrl::new(format!("{issuer}/authorize")).expect("url"),
-            JsonWebKeySetUrl::new(format!("{}/jwks", idp.issuer())).expect("url"),
+            openidconnect::JsonWebKeySetUrl::new(format!("{}/jwks", idp.issuer())).expect("url"),
             vec![openidconnect::ResponseTypes::new(vec![openidconnect::core::CoreResponseType::Code])],
             vec![openidconnect::core::CoreSubjectIdentifierType::Public],
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],

@@ -87,3 +87,90 @@ pub(crate) fn audience_includes(aud: Option<&Value>, client_id: &str) -> bool {
         _ => false,
     }
 }
+
+/// A key set published at a URL (an OpenID provider's `jwks_uri`, a security event transmitter's): fetched at
+/// start-up, and again when a token names a key it does not hold (rotation), at most once per `refetch_interval`;
+/// tokens that wait on a fetch under way share it.
+pub(crate) struct RemoteKeys {
+    url: openidconnect::JsonWebKeySetUrl,
+    refetch_interval: std::time::Duration,
+    /// Swapped whole when refreshed; readers clone the `Arc` and never hold the lock across an await.
+    keys: std::sync::RwLock<std::sync::Arc<CoreJsonWebKeySet>>,
+    /// When the keys were last fetched again: one fetch at a time, at most one per `refetch_interval`.
+    refetched: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RemoteKeys {
+    pub(crate) fn new(
+        url: openidconnect::JsonWebKeySetUrl,
+        keys: CoreJsonWebKeySet,
+        refetch_interval: std::time::Duration,
+    ) -> Self {
+        Self {
+            url,
+            refetch_interval,
+            keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+            refetched: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Fetches the set once.
+    pub(crate) async fn fetch(
+        url: &openidconnect::JsonWebKeySetUrl,
+        http: &crate::http::HttpClient,
+    ) -> Result<CoreJsonWebKeySet, crate::AuthError> {
+        Ok(openidconnect::JsonWebKeySet::fetch_async(url, http).await?)
+    }
+
+    /// Whether the keys endpoint answers with a key set (nothing is kept).
+    pub(crate) async fn ping(&self, http: &crate::http::HttpClient) -> Result<(), crate::AuthError> {
+        Self::fetch(&self.url, http).await.map(drop)
+    }
+
+    /// The keys as they are.
+    pub(crate) fn current(&self) -> std::sync::Arc<CoreJsonWebKeySet> {
+        // A poisoned lock only means a writer panicked between two whole-value swaps: the value is still whole.
+        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Fetches the set again and keeps it; within `refetch_interval` of the last attempt (failed or not: a keys
+    /// endpoint that is down is not asked per token), the keys as they are.
+    pub(crate) async fn refresh(
+        &self,
+        http: &crate::http::HttpClient,
+    ) -> Result<std::sync::Arc<CoreJsonWebKeySet>, crate::AuthError> {
+        let mut refetched = self.refetched.lock().await;
+        if refetched.is_some_and(|at| at.elapsed() < self.refetch_interval) {
+            tracing::debug!("the keys were fetched again moments ago; not again");
+            return Ok(self.current());
+        }
+        *refetched = Some(std::time::Instant::now());
+        let fresh = std::sync::Arc::new(Self::fetch(&self.url, http).await?);
+        *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        tracing::info!(keys = fresh.keys().len(), "signing keys refreshed");
+        Ok(fresh)
+    }
+
+    /// Verifies a compact JWS with these keys (see [`verify`]); on an unknown key, fetches them again and
+    /// retries. A refusal becomes `invalid(reason)`; the keys endpoint failing stays what it is.
+    pub(crate) async fn verify(
+        &self,
+        raw: &str,
+        allowed: &[CoreJwsSigningAlgorithm],
+        http: &crate::http::HttpClient,
+        invalid: fn(String) -> crate::AuthError,
+    ) -> Result<Verified, crate::AuthError> {
+        let result = match verify(raw, &self.current(), allowed) {
+            Err(Rejected::NoKey) => {
+                tracing::info!("token signed with an unknown key; fetching the keys again");
+                let fresh = self.refresh(http).await?;
+                verify(raw, &fresh, allowed)
+            }
+            other => other,
+        };
+        result.map_err(|rejected| match rejected {
+            Rejected::NoKey => invalid("no key matches the token's signature".to_owned()),
+            Rejected::Invalid(reason) => invalid(reason.to_owned()),
+        })
+    }
+}
