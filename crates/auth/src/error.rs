@@ -51,6 +51,12 @@ pub enum AuthError {
         /// Which check failed.
         reason: String,
     },
+    /// A security event token failed a check (signature, `iss`, `aud`, `iat`, `jti`, `events`).
+    #[error("the security event token was rejected: {reason}")]
+    InvalidSecurityEvent {
+        /// Which check failed.
+        reason: String,
+    },
     /// The userinfo endpoint spoke about another subject than the ID token.
     #[error("the userinfo subject does not match the ID token's subject")]
     UserInfoSubjectMismatch,
@@ -100,6 +106,7 @@ impl AuthError {
             | Self::CodeRejected { .. }
             | Self::InvalidIdToken { .. }
             | Self::InvalidLogoutToken { .. }
+            | Self::InvalidSecurityEvent { .. }
             | Self::UserInfoSubjectMismatch => AuthErrorKind::InvalidRequest,
             Self::ProviderUnavailable { .. } | Self::Configuration { .. } => AuthErrorKind::ProviderUnavailable,
             Self::ProviderTimeout => AuthErrorKind::ProviderTimeout,
@@ -126,6 +133,7 @@ impl AuthError {
             | Self::CodeRejected { .. }
             | Self::InvalidIdToken { .. }
             | Self::InvalidLogoutToken { .. }
+            | Self::InvalidSecurityEvent { .. }
             | Self::UserInfoSubjectMismatch => "The sign-in could not be completed. Please try again.",
             Self::ProviderUnavailable { .. } | Self::Configuration { .. } => {
                 "The sign-in provider is not available right now. Please try again later."

@@ -32,6 +32,9 @@ pub trait UserRepository: Send + Sync {
     /// The users with this email address: one per provider account that asserted it (never merged by email).
     async fn find_by_email(&self, email: &str) -> Result<Vec<User>, RepositoryError>;
 
+    /// Removes the user with this issuer and subject (the provider deleted the account); whether there was one.
+    async fn forget(&self, issuer: &str, subject: &str) -> Result<bool, RepositoryError>;
+
     /// Whether the store answers; used by the readiness check.
     async fn ping(&self) -> Result<(), RepositoryError>;
 }

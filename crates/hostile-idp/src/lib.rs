@@ -196,6 +196,7 @@ impl HostileIdp {
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
+            .route("/.well-known/risc-configuration", get(risc_configuration))
             .route("/jwks", get(jwks))
             .route("/attacker/jwks", get(attacker_jwks))
             .route("/authorize", get(authorize))
@@ -268,6 +269,27 @@ impl HostileIdp {
         encode_jwt(&Signing::Rs256 { key, kid: Some(keys.primary.kid) }, &[("typ", json!(typ))], claims)
     }
 
+    /// The RISC transmitter's issuer: the provider's with a trailing slash, as Google writes its own.
+    pub fn risc_issuer(&self) -> String {
+        format!("{}/", self.shared.issuer)
+    }
+
+    /// The claims of a correct Security Event Token from this provider as a RISC transmitter to its client, with
+    /// one event of type `event` about `sub` (`subject_type` `iss-sub`), or with no subject.
+    pub fn security_event_claims(&self, event: &str, sub: Option<&str>) -> Value {
+        let mut body = json!({});
+        if let Some(sub) = sub {
+            body["subject"] = json!({ "subject_type": "iss-sub", "iss": self.risc_issuer(), "sub": sub });
+        }
+        json!({
+            "iss": self.risc_issuer(),
+            "aud": CLIENT_ID,
+            "iat": now(),
+            "jti": random_token(),
+            "events": { event: body },
+        })
+    }
+
     /// The claims of a correct back-channel logout token from this provider to its client for `sub` and/or
     /// `sid`: issued now, a fresh `jti`, the logout event.
     pub fn logout_claims(&self, sub: Option<&str>, sid: Option<&str>) -> Value {
@@ -337,6 +359,19 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "scopes_supported": ["openid", "email", "profile"],
             "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "name", "given_name", "picture", "sub"],
             "code_challenge_methods_supported": ["S256"],
+        }),
+    )
+}
+
+/// The RISC transmitter's configuration (Google's shape): its issuer and keys.
+async fn risc_configuration(State(shared): State<Arc<Shared>>) -> Response {
+    let base = &shared.issuer;
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "issuer": format!("{base}/"),
+            "jwks_uri": format!("{base}/jwks"),
+            "delivery_methods_supported": ["https://schemas.openid.net/secevent/risc/delivery-method/push"],
         }),
     )
 }

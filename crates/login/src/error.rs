@@ -137,6 +137,10 @@ pub(crate) enum LoginError {
     /// The account is not from a domain this site accepts (`login.hosted_domains`, `login.email_domains`).
     #[error("the account's domain is not accepted")]
     DomainRefused(String),
+    /// The provider reported the account disabled (a RISC `account-disabled` event) and not enabled since; the
+    /// provider's name.
+    #[error("the account is on hold: its provider reported it disabled")]
+    AccountHeld(String),
     /// A sign-out without a valid CSRF token or from another site.
     #[error("the sign-out request failed the CSRF check")]
     Csrf,
@@ -167,6 +171,7 @@ impl LoginError {
             Self::Hook(SignInError::Invalid { .. }) => "invalid",
             Self::Hook(_) => "hook_failed",
             Self::DomainRefused(_) => "domain_refused",
+            Self::AccountHeld(_) => "account_held",
             Self::Session(_) => "session_store",
             Self::NoPendingLogin => "no_attempt",
             Self::BadAttempt => "bad_attempt",
@@ -230,6 +235,14 @@ impl LoginError {
                 StatusCode::BAD_REQUEST,
                 "Sign-in failed",
                 "This sign-in came back from a different provider than the one it began with. Please sign in again.",
+            ),
+            Self::AccountHeld(provider) => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "Account disabled",
+                format!(
+                    "{provider} reported this account disabled, so it cannot sign in here. Once {provider} has \
+                     restored it, sign in again."
+                ),
             ),
             Self::DomainRefused(why) => ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in refused", why.clone()),
             Self::Csrf => ErrorPage::new(

@@ -44,6 +44,13 @@ pub trait SignIn: Send + Sync + 'static {
         signed_in: &SignedIn,
         provider: &dyn Provider,
     ) -> impl Future<Output = Result<Self::User, SignInError>> + Send;
+
+    /// The provider deleted the account of `issuer` and `subject` (a RISC `account-purged` event): forget what the
+    /// service keeps of it. Its sessions have ended already. Does nothing by default.
+    fn forget(&self, issuer: &str, subject: &str) -> impl Future<Output = Result<(), SignInError>> + Send {
+        let _ = (issuer, subject);
+        async { Ok(()) }
+    }
 }
 
 /// Why a [`SignIn`] hook did not sign the person in.

@@ -10,6 +10,7 @@ mod limit;
 mod mine;
 mod noise;
 mod provider_check;
+mod risc;
 mod routes;
 mod settings;
 mod sign_out;
@@ -40,9 +41,15 @@ pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::{ForwardedHeader, RateLimitSettings};
 pub use mine::{ActiveSession, MySessions};
 pub use settings::{LoginSettings, generate_cookie_key};
-pub use signin_auth::{Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, SignedIn, Tokens, issuer_name};
+/// The RISC event types the receiver acts on ([`Login::with_risc`]).
+pub use signin_auth::event as risc_event;
+pub use signin_auth::{
+    Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, RiscReceiver, RiscSettings, SignedIn, Tokens,
+    issuer_name,
+};
 pub use signin_session::{
-    MemoryDirectory, MySqlSessionDirectory, MySqlSessionStore, SessionDirectory, SessionSettings, sqlx_pool,
+    AccountHolds, MemoryAccountHolds, MemoryDirectory, MySqlAccountHolds, MySqlSessionDirectory, MySqlSessionStore,
+    SessionDirectory, SessionSettings, sqlx_pool,
 };
 pub use tower_sessions::SessionStore;
 
@@ -376,8 +383,10 @@ pub struct Login<H> {
 
 struct LoginInner<H> {
     sessions: Sessions,
-    /// The logout tokens' `jti`s seen (per issuer), for refusing a replay.
-    seen_logout_tokens: quick_cache::sync::Cache<String, ()>,
+    /// The `jti`s of the logout and security event tokens acted on (per issuer), for refusing a replay.
+    seen_tokens: quick_cache::sync::Cache<String, ()>,
+    /// Receiving security events ([`Login::with_risc`]).
+    risc: Option<risc::Risc>,
     /// The first is the site's main provider (`/login`, `login.callback_path`).
     providers: Vec<Entry>,
     hook: H,
@@ -541,10 +550,24 @@ impl<H: SignIn> Login<H> {
         }
         let limit = limit::layer(&login.rate_limit)?;
         let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
-        let seen_logout_tokens = quick_cache::sync::Cache::new(backchannel::SEEN_TOKENS);
+        let seen_tokens = quick_cache::sync::Cache::new(backchannel::SEEN_TOKENS);
         Ok(Self {
-            inner: Arc::new(LoginInner { sessions, seen_logout_tokens, providers: entries, hook, limit, domains }),
+            inner: Arc::new(LoginInner { sessions, seen_tokens, risc: None, providers: entries, hook, limit, domains }),
         })
+    }
+
+    /// Receives security events from a RISC transmitter at `login.risc_path` (see the README), acting on them with
+    /// the site's session directory, `holds` (accounts that may not sign in until released) and the hook's
+    /// [`SignIn::forget`]. Call it right after building the login, before cloning it.
+    pub fn with_risc(
+        mut self,
+        receiver: Arc<signin_auth::RiscReceiver>,
+        holds: Arc<dyn AccountHolds>,
+    ) -> Result<Self, Error> {
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| Error::Config("Login::with_risc must be called before the login is cloned".into()))?;
+        inner.risc = Some(risc::Risc { receiver, holds });
+        Ok(self)
     }
 
     /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), each other provider's
@@ -575,8 +598,10 @@ impl<H: SignIn> Login<H> {
             .route(&login.end_session_path, post(mine::end_one::<H>))
             .route(&login.end_all_sessions_path, post(mine::end_all::<H>))
             .route_layer(self.inner.limit.clone())
-            // A provider POSTs its logout tokens from one address, possibly many at once: not rate limited.
+            // A provider POSTs its logout tokens from one address, possibly many at once: not rate limited; nor is
+            // a RISC transmitter.
             .merge(backchannel)
+            .route(&login.risc_path, post(risc::receive::<H>))
             .with_state(self.clone())
     }
 
@@ -621,7 +646,7 @@ impl<H: SignIn> Login<H> {
     fn first_use_of(&self, token: &signin_auth::LogoutToken) -> bool {
         let key = format!("{} {}", token.issuer, token.jti);
         let mut first = false;
-        let _ = self.inner.seen_logout_tokens.get_or_insert_with(&key, || {
+        let _ = self.inner.seen_tokens.get_or_insert_with(&key, || {
             first = true;
             Ok::<(), std::convert::Infallible>(())
         });

@@ -151,3 +151,13 @@ pub(crate) fn bad_logout_token(reason: &dyn std::fmt::Display) {
         tracing::info!(count, "back-channel logout requests refused (last: {reason})");
     }
 }
+
+static BAD_SECURITY_EVENTS: LazyLock<Tally> = LazyLock::new(|| Tally::new(EVERY));
+
+/// A pushed security event token that failed a check (anyone can POST there).
+pub(crate) fn bad_security_event(reason: &dyn std::fmt::Display) {
+    tracing::debug!("security event refused: {reason}");
+    if let Some(count) = BAD_SECURITY_EVENTS.add() {
+        tracing::info!(count, "security event tokens refused (last: {reason})");
+    }
+}

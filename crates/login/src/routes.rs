@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use signin_auth::{AuthErrorKind, Callback, LoginFlow};
 use signin_domain::LocalPath;
-use signin_session::{AuthSession, SignInDetails};
+use signin_session::{AuthSession, SessionError, SignInDetails};
 
 use crate::attempts::Taken;
 use crate::error::LoginError;
@@ -164,9 +164,16 @@ async fn finish<H: SignIn>(
     if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
         return Err(LoginError::DomainRefused(why));
     }
+    let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
+    if let Some(risc) = &login.inner.risc {
+        let held =
+            risc.holds.is_held(&owner).await.map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
+        if held {
+            return Err(LoginError::AccountHeld(entry.flow.provider().display_name().to_owned()));
+        }
+    }
     let user = login.inner.hook.sign_in(&signed_in, entry.flow.provider()).await?;
     let sessions = login.sessions();
-    let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
     // The provider's session (`sid`), for its back-channel logout.
     let provider_session = signed_in
         .claims

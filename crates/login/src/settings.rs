@@ -50,6 +50,10 @@ pub struct LoginSettings {
     pub email_domains: Vec<String>,
     /// Per-client rate limits of the sign-in routes (`[login.rate_limit]`).
     pub rate_limit: crate::limit::RateLimitSettings,
+    /// Where a RISC transmitter pushes security events (default `/login/risc`), when `[login.risc]` is enabled.
+    pub risc_path: String,
+    /// Receiving security events from a RISC transmitter, e.g. Google's Cross-Account Protection (`[login.risc]`).
+    pub risc: signin_auth::RiscSettings,
 }
 
 impl Default for LoginSettings {
@@ -60,6 +64,8 @@ impl Default for LoginSettings {
             logout_path: "/logout".to_owned(),
             end_session_path: "/sessions/end".to_owned(),
             end_all_sessions_path: "/sessions/end-all".to_owned(),
+            risc_path: "/login/risc".to_owned(),
+            risc: signin_auth::RiscSettings::default(),
             home_path: "/".to_owned(),
             pending_login: Duration::from_secs(10 * 60),
             max_attempts: 5,
@@ -88,6 +94,8 @@ impl fmt::Debug for LoginSettings {
             .field("hosted_domains", &self.hosted_domains)
             .field("email_domains", &self.email_domains)
             .field("rate_limit", &self.rate_limit)
+            .field("risc_path", &self.risc_path)
+            .field("risc", &self.risc)
             .finish()
     }
 }
@@ -101,6 +109,7 @@ impl LoginSettings {
             ("login.logout_path", &self.logout_path),
             ("login.end_session_path", &self.end_session_path),
             ("login.end_all_sessions_path", &self.end_all_sessions_path),
+            ("login.risc_path", &self.risc_path),
             ("login.home_path", &self.home_path),
         ] {
             // `{`, `}` and `*` would be route parameters and wildcards to the router.

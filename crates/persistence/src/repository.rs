@@ -164,6 +164,15 @@ impl MySqlUserRepository {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn delete_identity(&self, issuer: &str, subject: &str) -> Result<bool, PersistenceError> {
+        let mut conn = self.pool.get().await?;
+        let deleted = diesel::delete(users::table.filter(users::issuer.eq(issuer)).filter(users::subject.eq(subject)))
+            .execute(&mut conn)
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn select_one(&self) -> Result<(), PersistenceError> {
         let mut conn = self.pool.get().await?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await?;
@@ -183,6 +192,10 @@ impl UserRepository for MySqlUserRepository {
 
     async fn find_by_email(&self, email: &str) -> Result<Vec<User>, RepositoryError> {
         Ok(self.by_email(email).await?)
+    }
+
+    async fn forget(&self, issuer: &str, subject: &str) -> Result<bool, RepositoryError> {
+        Ok(self.delete_identity(issuer, subject).await?)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {

@@ -5,6 +5,7 @@ mod cache;
 mod directory;
 mod error;
 mod hashed;
+mod holds;
 mod store;
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use directory::{
 };
 pub use error::SessionError;
 pub use hashed::HashedIds;
+pub use holds::{AccountHolds, MemoryAccountHolds, MySqlAccountHolds};
 pub use store::{MySqlSessionStore, sqlx_pool};
 
 /// How the session cookie and the session lifetime behave; deserialises from the `[session]` configuration

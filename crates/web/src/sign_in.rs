@@ -59,6 +59,16 @@ impl SignIn for RecordUsers {
         tracing::info!(user.id = %user.id, "user recorded");
         Ok(user.into())
     }
+
+    /// The row goes: the provider deleted the account.
+    async fn forget(&self, issuer: &str, subject: &str) -> Result<(), SignInError> {
+        let removed = self.users.forget(issuer, subject).await.map_err(|err| match err {
+            RepositoryError::Unavailable(source) => SignInError::Unavailable(source),
+            RepositoryError::Unexpected(source) => SignInError::Failed(source),
+        })?;
+        tracing::info!(removed, "user forgotten: the provider deleted the account");
+        Ok(())
+    }
 }
 
 fn refusal(err: IdentityError, provider: &dyn Provider) -> SignInError {

@@ -36,12 +36,15 @@ async fn migrations_create_both_tables_and_running_them_again_changes_nothing() 
     .expect("tables listed");
     let mut names: Vec<_> = tables.iter().map(|t| t.table_name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["__diesel_schema_migrations", "session_changes", "session_owners", "sessions", "users"]);
+    assert_eq!(
+        names,
+        ["__diesel_schema_migrations", "account_holds", "session_changes", "session_owners", "sessions", "users"]
+    );
     let applied: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut conn)
         .await
         .expect("migrations counted");
-    assert_eq!(applied.n, 6);
+    assert_eq!(applied.n, 7);
 }
 
 #[tokio::test]

@@ -13,3 +13,4 @@ mod library;
 mod logout;
 mod outage;
 mod providers;
+mod risc;

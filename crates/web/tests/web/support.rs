@@ -190,6 +190,10 @@ impl UserRepository for FakeUsers {
         Ok(Vec::new())
     }
 
+    async fn forget(&self, _issuer: &str, _subject: &str) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
+
     async fn ping(&self) -> Result<(), RepositoryError> {
         Ok(())
     }

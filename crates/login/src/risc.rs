@@ -1,0 +1,154 @@
+//! `POST` the RISC path (`login.risc_path`): Security Event Tokens pushed by a RISC transmitter (RFC 8935), e.g.
+//! Google's Cross-Account Protection. A verified token's events are acted on once (its `jti`):
+//!
+//! - `sessions-revoked`, `tokens-revoked`, `account-credential-change-required`: the person's sessions end, on
+//!   every instance;
+//! - `account-disabled`: the sessions end and the account is put on hold: no sign-in until `account-enabled`;
+//! - `account-purged`: the sessions end, the hold (if any) goes, and the service's hook forgets the user
+//!   ([`SignIn::forget`]: the app deletes the row);
+//! - `verification`: logged;
+//! - any other type: accepted and ignored, as RFC 8417 asks.
+//!
+//! Answers 202 once acted on; 400 with RFC 8935's JSON error (`invalid_request`, `invalid_key`,
+//! `invalid_issuer`, `invalid_audience`) when refused; 503 when the stores fail (the transmitter retries).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use signin_auth::{RiscReceiver, SecurityEvent, event};
+use signin_session::AccountHolds;
+
+use crate::{Control, Login, SignIn, noise};
+
+/// What receiving security events needs.
+pub(crate) struct Risc {
+    pub(crate) receiver: Arc<RiscReceiver>,
+    pub(crate) holds: Arc<dyn AccountHolds>,
+}
+
+fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response {
+    let mut response = match error {
+        Some((err, description)) => {
+            (status, axum::Json(serde_json::json!({ "err": err, "description": description }))).into_response()
+        }
+        None => status.into_response(),
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn counted(outcome: &'static str) {
+    metrics::counter!("signin_security_events_total", "outcome" => outcome).increment(1);
+}
+
+/// RFC 8935 §2.3's error code for a refusal.
+fn error_code(reason: &str) -> &'static str {
+    if reason.contains("signature") || reason.contains("key") || reason.contains("algorithm") {
+        "invalid_key"
+    } else if reason.contains("iss ") {
+        "invalid_issuer"
+    } else if reason.contains("aud ") {
+        "invalid_audience"
+    } else {
+        "invalid_request"
+    }
+}
+
+#[tracing::instrument(name = "risc", skip_all)]
+pub(crate) async fn receive<H: SignIn>(
+    State(login): State<Login<H>>,
+    control: Option<axum::Extension<Control>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(risc) = login.inner.risc.as_ref() else {
+        return answer(StatusCode::NOT_FOUND, None);
+    };
+    let Some(axum::Extension(control)) = control else {
+        counted("no_directory");
+        return answer(StatusCode::NOT_IMPLEMENTED, Some(("invalid_request", "this site keeps no session directory")));
+    };
+    // The body is the token itself (`application/secevent+jwt`).
+    let raw = std::str::from_utf8(&body).unwrap_or_default().trim();
+    let token = match risc.receiver.verify(raw).await {
+        Ok(token) => token,
+        Err(err) => {
+            noise::bad_security_event(&err);
+            counted("invalid");
+            let reason = match &err {
+                signin_auth::AuthError::InvalidSecurityEvent { reason } => reason.clone(),
+                other => other.to_string(),
+            };
+            return answer(StatusCode::BAD_REQUEST, Some((error_code(&reason), &reason)));
+        }
+    };
+    let key = format!("risc {} {}", risc.receiver.issuer(), token.jti);
+    if login.inner.seen_tokens.get(&key).is_some() {
+        noise::bad_security_event(&"a replayed jti");
+        counted("replayed");
+        return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this token was received already")));
+    }
+    for event in &token.events {
+        if let Err(err) = act(&login, risc, &control, event).await {
+            counted("store_error");
+            tracing::error!(error = %err, event = %event.kind, "a security event could not be acted on");
+            return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));
+        }
+    }
+    login.inner.seen_tokens.insert(key, ());
+    counted("accepted");
+    answer(StatusCode::ACCEPTED, None)
+}
+
+/// Acts on one event.
+async fn act<H: SignIn>(
+    login: &Login<H>,
+    risc: &Risc,
+    control: &Control,
+    event: &SecurityEvent,
+) -> Result<(), signin_session::BoxError> {
+    if event.kind == event::VERIFICATION {
+        tracing::info!("RISC verification token received");
+        return Ok(());
+    }
+    let known = [
+        event::SESSIONS_REVOKED,
+        event::TOKENS_REVOKED,
+        event::CREDENTIAL_CHANGE_REQUIRED,
+        event::ACCOUNT_DISABLED,
+        event::ACCOUNT_ENABLED,
+        event::ACCOUNT_PURGED,
+    ];
+    if !known.contains(&event.kind.as_str()) {
+        tracing::debug!(event = %event.kind, "a security event of a type not acted on; ignored");
+        return Ok(());
+    }
+    // The subject names the account at its provider; the transmitter may write the issuer with a trailing slash.
+    let Some((iss, sub)) = &event.subject else {
+        tracing::debug!(event = %event.kind, "a security event without a subject; ignored");
+        return Ok(());
+    };
+    let Some(provider) = login.providers().find(|p| p.issuer().trim_end_matches('/') == iss.trim_end_matches('/'))
+    else {
+        tracing::debug!(event = %event.kind, "a security event about another provider's account; ignored");
+        return Ok(());
+    };
+    let issuer = provider.issuer().to_owned();
+    let owner = signin_session::owner_key(&issuer, sub);
+    if event.kind == event::ACCOUNT_ENABLED {
+        risc.holds.release(&owner).await?;
+        tracing::info!(event = %event.kind, "account enabled again by its provider; sign-in allowed");
+        return Ok(());
+    }
+    let ended = signin_session::end_all_sessions(&*control.store, &*control.directory, &owner).await?;
+    if event.kind == event::ACCOUNT_DISABLED {
+        risc.holds.hold(&owner, event.reason.as_deref().unwrap_or("disabled")).await?;
+    }
+    if event.kind == event::ACCOUNT_PURGED {
+        risc.holds.release(&owner).await?;
+        login.inner.hook.forget(&issuer, sub).await.map_err(|err| Box::new(err) as signin_session::BoxError)?;
+    }
+    tracing::info!(event = %event.kind, sessions = ended, "security event acted on");
+    Ok(())
+}
