@@ -245,6 +245,37 @@ mod tests {
     }
 
     #[test]
+    fn further_providers_come_from_tables_or_the_environment_and_need_credentials() {
+        let mut s = with_vars(&[
+            ("APP__PROVIDERS__CORP__ISSUER", "https://sso.example.com/realms/corp"),
+            ("APP__PROVIDERS__CORP__CLIENT_ID", "signin"),
+            ("APP__PROVIDERS__CORP__CLIENT_SECRET", "corp-secret"),
+            ("APP__PROVIDERS__ALPHA__ISSUER", "https://alpha.example"),
+            ("APP__PROVIDERS__ALPHA__CLIENT_ID", "a"),
+            ("APP__PROVIDERS__ALPHA__CLIENT_SECRET", "alpha-secret"),
+        ])
+        .expect("layers parse");
+        s.oidc.client_id = "id".into();
+        s.oidc.client_secret = "secret".into();
+        s.login.cookie_keys = vec![signin_login::generate_cookie_key().into()];
+        let all: Vec<(String, String)> = s.all_providers().map(|(id, p)| (id, p.issuer)).collect();
+        assert_eq!(
+            all,
+            [
+                ("google".to_owned(), "https://accounts.google.com".to_owned()),
+                ("alpha".to_owned(), "https://alpha.example".to_owned()),
+                ("corp".to_owned(), "https://sso.example.com/realms/corp".to_owned()),
+            ],
+            "the main provider first, then by id"
+        );
+        assert!(s.all_providers().skip(1).all(|(id, p)| p.id() == id), "a table's id is its name");
+        assert!(s.check().is_ok());
+        s.providers.get_mut("corp").expect("corp").client_secret = "".into();
+        let refused = s.check().expect_err("no secret").to_string();
+        assert!(refused.contains("APP__PROVIDERS__CORP__CLIENT_SECRET"), "{refused}");
+    }
+
+    #[test]
     fn production_needs_an_attempt_cookie_key_and_development_does_not() {
         let mut s = base();
         s.login.cookie_keys.clear();
