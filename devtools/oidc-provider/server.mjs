@@ -13,6 +13,8 @@
 //   DEV_OIDC_CLIENT_SECRET its secret (default dev-secret-not-for-production)
 //   DEV_OIDC_REDIRECT_URIS comma-separated redirect URIs of that client
 //                          (default http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback)
+//   DEV_OIDC_BACKCHANNEL_LOGOUT_URI   when set, the pre-registered client's back-channel logout URI
+//   DEV_OIDC_POST_LOGOUT_REDIRECT_URIS comma-separated post-logout redirect URIs of that client
 //   DEV_OIDC_ISSUER_FILE   when set, the issuer URL is written there once the server listens
 //   DEV_OIDC_PKCE_REQUIRED "true" (default): every client must use PKCE; "false": PKCE is optional (still checked
 //                          when a client sends it). Only scripts/bench turns it off, for the tutorial app baseline.
@@ -29,6 +31,9 @@ const clientId = process.env.DEV_OIDC_CLIENT_ID || 'signin-dev';
 const clientSecret = process.env.DEV_OIDC_CLIENT_SECRET || 'dev-secret-not-for-production';
 const redirectUris = (process.env.DEV_OIDC_REDIRECT_URIS ||
   'http://127.0.0.1:3000/login/callback,http://localhost:3000/login/callback')
+  .split(',').map((s) => s.trim()).filter(Boolean);
+const backchannelLogoutUri = (process.env.DEV_OIDC_BACKCHANNEL_LOGOUT_URI || '').trim();
+const postLogoutRedirectUris = (process.env.DEV_OIDC_POST_LOGOUT_REDIRECT_URIS || '')
   .split(',').map((s) => s.trim()).filter(Boolean);
 const pkceRequiredSetting = (process.env.DEV_OIDC_PKCE_REQUIRED || 'true').trim().toLowerCase();
 if (pkceRequiredSetting !== 'true' && pkceRequiredSetting !== 'false') {
@@ -148,6 +153,10 @@ const configuration = {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    ...(backchannelLogoutUri
+      ? { backchannel_logout_uri: backchannelLogoutUri, backchannel_logout_session_required: true }
+      : {}),
+    post_logout_redirect_uris: postLogoutRedirectUris,
   }],
   async findAccount(ctx, id) {
     return { accountId: id, async claims() { return claimsFor(id); } };
