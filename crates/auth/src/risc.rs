@@ -95,6 +95,8 @@ pub struct SecurityEvent {
 pub struct SecurityEventToken {
     /// Its id (`jti`): a token is acted on once.
     pub jti: String,
+    /// When it was issued (`iat`, Unix seconds).
+    pub issued_at: i64,
     /// Its events.
     pub events: Vec<SecurityEvent>,
 }
@@ -214,7 +216,7 @@ fn check(
             reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
         })
         .collect();
-    Ok(SecurityEventToken { jti, events })
+    Ok(SecurityEventToken { jti, issued_at: iat, events })
 }
 
 #[cfg(test)]

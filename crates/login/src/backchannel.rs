@@ -23,10 +23,6 @@ pub(crate) struct LogoutForm {
     logout_token: String,
 }
 
-/// How many `jti`s this instance remembers. A token older than [`signin_auth::LOGOUT_TOKEN_MAX_AGE`] is refused by
-/// its `iat` anyway, so this only needs to cover the tokens of a few minutes.
-pub(crate) const SEEN_TOKENS: usize = 100_000;
-
 fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response {
     let mut response = match error {
         Some((error, description)) => {
@@ -73,18 +69,30 @@ pub(crate) async fn receive<H: SignIn>(
             return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", reason)));
         }
     };
-    if !login.first_use_of(&token) {
-        noise::bad_logout_token(&"a replayed jti");
-        counted("replayed");
-        return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this logout token was used already")));
-    }
-    match end(&control, &token).await {
+    let key = format!("logout {} {}", token.issuer, token.jti);
+    // Past this, the token's `iat` refuses it anyway.
+    let until = time::OffsetDateTime::from_unix_timestamp(token.issued_at)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        + signin_auth::LOGOUT_TOKEN_MAX_AGE
+        + std::time::Duration::from_secs(600);
+    let ended = match login.first_use(&key, until).await {
+        Ok(false) => {
+            noise::bad_logout_token(&"a replayed jti");
+            counted("replayed");
+            return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this logout token was used already")));
+        }
+        Ok(true) => end(&control, &token).await,
+        Err(err) => Err(err),
+    };
+    match ended {
         Ok(ended) => {
             counted("success");
             tracing::info!(oidc.issuer = %token.issuer, sessions = ended, "back-channel logout");
             answer(StatusCode::OK, None)
         }
         Err(err) => {
+            // The provider may send it again: let it.
+            let _ = login.inner.used_tokens.release(&key).await;
             counted("store_error");
             tracing::error!(error = %err, "back-channel logout could not end the sessions");
             answer(StatusCode::SERVICE_UNAVAILABLE, Some(("temporarily_unavailable", "try again")))

@@ -48,8 +48,8 @@ pub use signin_auth::{
     issuer_name,
 };
 pub use signin_session::{
-    AccountHolds, MemoryAccountHolds, MemoryDirectory, MySqlAccountHolds, MySqlSessionDirectory, MySqlSessionStore,
-    SessionDirectory, SessionSettings, sqlx_pool,
+    AccountHolds, MemoryAccountHolds, MemoryDirectory, MemoryUsedTokens, MySqlAccountHolds, MySqlSessionDirectory,
+    MySqlSessionStore, MySqlUsedTokens, SessionDirectory, SessionSettings, UsedTokens, sqlx_pool,
 };
 pub use tower_sessions::SessionStore;
 
@@ -384,7 +384,7 @@ pub struct Login<H> {
 struct LoginInner<H> {
     sessions: Sessions,
     /// The `jti`s of the logout and security event tokens acted on (per issuer), for refusing a replay.
-    seen_tokens: quick_cache::sync::Cache<String, ()>,
+    used_tokens: Arc<dyn UsedTokens>,
     /// Receiving security events ([`Login::with_risc`]).
     risc: Option<risc::Risc>,
     /// The first is the site's main provider (`/login`, `login.callback_path`).
@@ -550,10 +550,20 @@ impl<H: SignIn> Login<H> {
         }
         let limit = limit::layer(&login.rate_limit)?;
         let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
-        let seen_tokens = quick_cache::sync::Cache::new(backchannel::SEEN_TOKENS);
+        let used_tokens: Arc<dyn UsedTokens> = Arc::new(MemoryUsedTokens::default());
         Ok(Self {
-            inner: Arc::new(LoginInner { sessions, seen_tokens, risc: None, providers: entries, hook, limit, domains }),
+            inner: Arc::new(LoginInner { sessions, used_tokens, risc: None, providers: entries, hook, limit, domains }),
         })
+    }
+
+    /// Records the logout and security event tokens acted on in `used` (every instance must share it:
+    /// [`MySqlUsedTokens`]), so that one replayed to another instance is refused there too; by default each
+    /// instance remembers its own. Call it right after building the login, before cloning it.
+    pub fn with_used_tokens(mut self, used: Arc<dyn UsedTokens>) -> Result<Self, Error> {
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| Error::Config("Login::with_used_tokens must be called before the login is cloned".into()))?;
+        inner.used_tokens = used;
+        Ok(self)
     }
 
     /// Receives security events from a RISC transmitter at `login.risc_path` (see the README), acting on them with
@@ -642,15 +652,9 @@ impl<H: SignIn> Login<H> {
         &self.inner.providers[index]
     }
 
-    /// Whether this logout token's `jti` is new here (and remembers it).
-    fn first_use_of(&self, token: &signin_auth::LogoutToken) -> bool {
-        let key = format!("{} {}", token.issuer, token.jti);
-        let mut first = false;
-        let _ = self.inner.seen_tokens.get_or_insert_with(&key, || {
-            first = true;
-            Ok::<(), std::convert::Infallible>(())
-        });
-        first
+    /// Claims `key` (an issuer and a `jti`) for a token valid until `until`: whether it was not used before.
+    async fn first_use(&self, key: &str, until: time::OffsetDateTime) -> Result<bool, signin_session::BoxError> {
+        self.inner.used_tokens.first_use(key, until).await
     }
 
     /// Where the provider with this id sends its back-channel logout tokens (to register as its

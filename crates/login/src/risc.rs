@@ -84,19 +84,33 @@ pub(crate) async fn receive<H: SignIn>(
         }
     };
     let key = format!("risc {} {}", risc.receiver.issuer(), token.jti);
-    if login.inner.seen_tokens.get(&key).is_some() {
-        noise::bad_security_event(&"a replayed jti");
-        counted("replayed");
-        return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this token was received already")));
+    // Past this, the token's `iat` refuses it anyway.
+    let until = time::OffsetDateTime::from_unix_timestamp(token.issued_at)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        + signin_auth::SECURITY_EVENT_MAX_AGE
+        + std::time::Duration::from_secs(600);
+    match login.first_use(&key, until).await {
+        Ok(true) => {}
+        Ok(false) => {
+            noise::bad_security_event(&"a replayed jti");
+            counted("replayed");
+            return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this token was received already")));
+        }
+        Err(err) => {
+            counted("store_error");
+            tracing::error!(error = %err, "a security event could not be recorded");
+            return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));
+        }
     }
     for event in &token.events {
         if let Err(err) = act(&login, risc, &control, event).await {
+            // The transmitter sends it again: let it.
+            let _ = login.inner.used_tokens.release(&key).await;
             counted("store_error");
             tracing::error!(error = %err, event = %event.kind, "a security event could not be acted on");
             return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));
         }
     }
-    login.inner.seen_tokens.insert(key, ());
     counted("accepted");
     answer(StatusCode::ACCEPTED, None)
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use signin_domain::UserRepository;
-use signin_login::{Login, MySqlAccountHolds, MySqlSessionStore, ProviderSettings, RiscReceiver, Sessions};
+use signin_login::{
+    Login, MySqlAccountHolds, MySqlSessionStore, MySqlUsedTokens, ProviderSettings, RiscReceiver, Sessions,
+};
 use signin_persistence::MySqlUserRepository;
 use signin_session::{CachedStore, MySqlChangeFeed, MySqlSessionDirectory, SessionDirectory};
 use signin_web::{App, HealthCheck, RecordUsers, Templates};
@@ -114,6 +116,7 @@ impl Application {
         let login = Login::discover_all(sessions, providers, RecordUsers::new(users.clone()))
             .await
             .with_context(|| format!("OpenID Connect discovery failed (providers: {issuers})"))?;
+        let login = login.with_used_tokens(Arc::new(MySqlUsedTokens::new(session_pool.clone())))?;
         let login = if risc.enabled {
             let receiver = RiscReceiver::discover(&risc, audiences)
                 .await

@@ -7,6 +7,7 @@ mod error;
 mod hashed;
 mod holds;
 mod store;
+mod used;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use error::SessionError;
 pub use hashed::HashedIds;
 pub use holds::{AccountHolds, MemoryAccountHolds, MySqlAccountHolds};
 pub use store::{MySqlSessionStore, sqlx_pool};
+pub use used::{MAX_USED_TOKEN_KEY, MemoryUsedTokens, MySqlUsedTokens, UsedTokens};
 
 /// How the session cookie and the session lifetime behave; deserialises from the `[session]` configuration
 /// section. Durations are seconds (`604800`) or forms such as `"7days"`, `"1h"`.

@@ -38,13 +38,21 @@ async fn migrations_create_both_tables_and_running_them_again_changes_nothing() 
     names.sort_unstable();
     assert_eq!(
         names,
-        ["__diesel_schema_migrations", "account_holds", "session_changes", "session_owners", "sessions", "users"]
+        [
+            "__diesel_schema_migrations",
+            "account_holds",
+            "session_changes",
+            "session_owners",
+            "sessions",
+            "used_tokens",
+            "users"
+        ]
     );
     let applied: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut conn)
         .await
         .expect("migrations counted");
-    assert_eq!(applied.n, 7);
+    assert_eq!(applied.n, 8);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::TestApp;
+use crate::helpers::series;
 
 /// Waits until the server closes `stream` (a read returns end-of-file or an error), up to `within`; returns how
 /// long it took, or `None` if the connection was still open.
@@ -275,11 +276,6 @@ async fn an_incoming_request_id_is_kept_only_from_a_trusted_proxy() {
 }
 
 /// The value of one series in a Prometheus text page (0 when absent).
-fn series(page: &str, name_and_labels: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_served_apart_from_the_site_and_count_sign_ins_by_outcome() {

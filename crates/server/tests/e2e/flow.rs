@@ -132,6 +132,9 @@ async fn after_logout_the_provider_is_asked_to_let_the_next_person_sign_in_afres
 
     let out = browser.post_form(&app.url("/logout"), &[("csrf", &csrf_from(&home))]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    // The sign-out revoked the token at the provider, in the background (which ends the grant there); a sign-in
+    // racing it could lose its code, so this one waits for it.
+    app.wait_for_metric("signin_token_revocations_total{outcome=\"success\"}", 1.0).await;
 
     let again = browser.get(&app.url("/login")).await;
     assert_eq!(prompt(&again).as_deref(), Some("login"), "the provider is asked to authenticate afresh");

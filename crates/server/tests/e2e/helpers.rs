@@ -197,6 +197,29 @@ impl TestApp {
     }
 }
 
+/// The value of one series (`name{labels}`) in a Prometheus page (0 when absent).
+pub fn series(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+impl TestApp {
+    /// Waits (10 s at most) until a series of this instance's metrics reaches `at_least`.
+    pub async fn wait_for_metric(&self, name_and_labels: &str, at_least: f64) {
+        let metrics = format!("http://{}/metrics", self.metrics.expect("metrics are served"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let page = reqwest::get(&metrics).await.expect("scraped").text().await.expect("text");
+            if series(&page, name_and_labels) >= at_least {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name_and_labels} never reached {at_least}: {page}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {

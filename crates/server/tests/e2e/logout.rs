@@ -147,6 +147,13 @@ async fn forged_logout_tokens_are_refused_and_a_good_one_ends_the_session_once()
     let (status, body) = post_logout_token(&app, &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("used already"), "{body}");
+
+    // Another instance of the deployment (same database) refuses it too.
+    let client = RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
+    let other = TestApp::try_spawn_with_provider(&db, &idp.issuer(), client, |_| {}).await.expect("app");
+    let (status, body) = post_logout_token(&other, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "replayed to another instance: {body}");
+    assert!(body.contains("used already"), "{body}");
 }
 
 #[tokio::test]
