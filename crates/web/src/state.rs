@@ -96,11 +96,12 @@ impl AppState {
 
     /// What pages say about the provider and where their sign-in and sign-out links point.
     pub(crate) fn page(&self) -> PageContext {
-        self.page_signed_in_by(self.login.provider().issuer())
+        PageContext { providers: self.login.links(None), ..self.page_signed_in_by(self.login.provider().issuer()) }
     }
 
-    /// The same, for a person whom `issuer` signed in: a session begun with another provider (before a change of
-    /// configuration, or by another service on the site) is named after that one, never after ours.
+    /// The same without the sign-in buttons, for a person whom `issuer` signed in: a session begun with another
+    /// provider (before a change of configuration, or by another service on the site) is named after that one,
+    /// never after ours.
     pub(crate) fn page_signed_in_by(&self, issuer: &str) -> PageContext {
         let sessions = self.login.sessions();
         let name = match self.login.provider_by_issuer(issuer) {
@@ -111,7 +112,7 @@ impl AppState {
             base: sessions.url(""),
             provider: name,
             google: issuer == GOOGLE_ISSUER,
-            providers: self.login.links(None),
+            providers: Vec::new(),
             login_url: sessions.login_url(None),
             logout_url: sessions.logout_url(),
             sessions_url: self.directory.is_some().then(|| sessions.url(crate::routes::sessions::PATH)),
@@ -128,7 +129,8 @@ pub(crate) struct PageContext {
     pub provider: String,
     /// Google's own branding (the "G" button) applies.
     pub google: bool,
-    /// Every provider's sign-in button, the main one first.
+    /// Every provider's sign-in button, the main one first; only on pages that sign in (a signed-in page, served
+    /// per request, does without).
     pub providers: Vec<ProviderLink>,
     pub login_url: String,
     pub logout_url: String,
