@@ -513,8 +513,12 @@ impl<H: SignIn> Login<H> {
             ));
         }
         let login = &sessions.0.login;
-        let mut routes =
-            vec![login.logout_path.clone(), login.end_session_path.clone(), login.end_all_sessions_path.clone()];
+        let mut routes = vec![
+            login.logout_path.clone(),
+            login.end_session_path.clone(),
+            login.end_all_sessions_path.clone(),
+            login.risc_path.clone(),
+        ];
         let mut entries: Vec<Entry> = Vec::with_capacity(providers.len());
         for (index, provider) in providers.into_iter().enumerate() {
             let id = provider.id();

@@ -122,10 +122,19 @@ impl LoginSettings {
                 return Err(Error::Config(format!("{key} must be a plain absolute path such as /login")));
             }
         }
-        let routes = [&self.login_path, &self.callback_path, &self.logout_path];
+        let routes = [
+            &self.login_path,
+            &self.callback_path,
+            &self.logout_path,
+            &self.end_session_path,
+            &self.end_all_sessions_path,
+            &self.risc_path,
+        ];
         if routes.iter().enumerate().any(|(i, a)| routes[i + 1..].contains(a)) {
             return Err(Error::Config(
-                "login.login_path, login.callback_path and login.logout_path must differ".into(),
+                "login.login_path, callback_path, logout_path, end_session_path, end_all_sessions_path and \
+                 risc_path must differ"
+                    .into(),
             ));
         }
         if crate::attempts::common_path(&self.login_path, &self.callback_path) == "/" {

@@ -69,6 +69,13 @@ fn unusable_settings_name_their_key() {
             LoginSettings { max_attempts: 0, cookie_keys: key(), ..LoginSettings::default() },
             "login.max_attempts",
         ),
+        (
+            url(),
+            SessionSettings::default(),
+            // Two routes at one path would stop the router at start-up.
+            LoginSettings { risc_path: "/logout".into(), cookie_keys: key(), ..LoginSettings::default() },
+            "risc_path must differ",
+        ),
     ];
     for (url, session, login, key) in cases {
         let err = Sessions::new(url, session, login).expect_err(key);

@@ -99,9 +99,11 @@ fn providers_need_plain_distinct_ids_distinct_issuers_and_free_paths() {
         let message = refusal(vec![FakeIdp::new(), FakeIdp::named(bad, CORP)]);
         assert!(message.contains("must be 1 to 32"), "{bad:?}: {message}");
     }
-    // `/login/callback` is the main provider's callback already.
+    // `/login/callback` is the main provider's callback already, and `/login/risc` the RISC receiver's path.
     let taken = refusal(vec![FakeIdp::new(), FakeIdp::named("callback", CORP)]);
     assert!(taken.contains("/login/callback"), "{taken}");
+    let taken = refusal(vec![FakeIdp::new(), FakeIdp::named("risc", CORP)]);
+    assert!(taken.contains("/login/risc"), "{taken}");
 
     assert!(build(vec![FakeIdp::new(), FakeIdp::named("corp-2_x", CORP)]).is_ok());
 }
