@@ -28,6 +28,8 @@ pub struct LogoutToken {
     pub jti: String,
     /// When it was issued (`iat`, Unix seconds).
     pub issued_at: i64,
+    /// Until when a token with this `iat` is accepted (Unix seconds): a record of its `jti` must last that long.
+    pub accepted_until: i64,
 }
 
 fn text<'a>(payload: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, &'static str> {
@@ -49,7 +51,11 @@ pub(crate) fn check(
 ) -> Result<LogoutToken, &'static str> {
     let (header, payload) = (&token.header, &token.payload);
     if let Some(typ) = header.get("typ")
-        && !typ.as_str().is_some_and(|typ| typ.eq_ignore_ascii_case("logout+jwt"))
+        && !typ.as_str().is_some_and(|typ| {
+            // RFC 7515 §4.1.9: `application/` may be left out.
+            let typ = typ.to_ascii_lowercase();
+            typ == "logout+jwt" || typ == "application/logout+jwt"
+        })
     {
         return Err("the token's typ is not logout+jwt");
     }
@@ -87,7 +93,8 @@ pub(crate) fn check(
     if subject.is_none() && session_id.is_none() {
         return Err("the token names neither sub nor sid");
     }
-    Ok(LogoutToken { issuer: issuer.to_owned(), subject, session_id, jti, issued_at: iat })
+    let accepted_until = iat + max_age + leeway;
+    Ok(LogoutToken { issuer: issuer.to_owned(), subject, session_id, jti, issued_at: iat, accepted_until })
 }
 
 #[cfg(test)]
@@ -128,6 +135,8 @@ mod tests {
     #[test]
     fn a_good_token_names_the_subject_and_the_session() {
         let ok = checked(json!({ "typ": "logout+jwt" }), good()).expect("good");
+        assert!(checked(json!({ "typ": "application/logout+jwt" }), good()).is_ok(), "typ with its prefix");
+        assert_eq!(ok.accepted_until, NOW + 300 + 60);
         assert_eq!(ok.subject.as_deref(), Some("ada"));
         assert_eq!(ok.session_id.as_deref(), Some("s-1"));
         assert_eq!(ok.jti, "j-1");

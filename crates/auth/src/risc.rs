@@ -97,6 +97,8 @@ pub struct SecurityEventToken {
     pub jti: String,
     /// When it was issued (`iat`, Unix seconds).
     pub issued_at: i64,
+    /// Until when a token with this `iat` is accepted (Unix seconds): a record of its `jti` must last that long.
+    pub accepted_until: i64,
     /// Its events.
     pub events: Vec<SecurityEvent>,
 }
@@ -183,6 +185,15 @@ fn check(
     now: i64,
 ) -> Result<SecurityEventToken, &'static str> {
     let payload = &token.payload;
+    // RFC 8417 §2.3: explicitly typed, so that no other kind of JWT passes for one.
+    if let Some(typ) = token.header.get("typ")
+        && !typ.as_str().is_some_and(|typ| {
+            let typ = typ.to_ascii_lowercase();
+            typ == "secevent+jwt" || typ == "application/secevent+jwt"
+        })
+    {
+        return Err("the token's typ is not secevent+jwt");
+    }
     if payload.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err("iss is not the transmitter's issuer");
     }
@@ -216,7 +227,7 @@ fn check(
             reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
         })
         .collect();
-    Ok(SecurityEventToken { jti, issued_at: iat, events })
+    Ok(SecurityEventToken { jti, issued_at: iat, accepted_until: iat.saturating_add(max_age), events })
 }
 
 #[cfg(test)]

@@ -71,10 +71,8 @@ pub(crate) async fn receive<H: SignIn>(
     };
     let key = format!("logout {} {}", token.issuer, token.jti);
     // Past this, the token's `iat` refuses it anyway.
-    let until = time::OffsetDateTime::from_unix_timestamp(token.issued_at)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        + signin_auth::LOGOUT_TOKEN_MAX_AGE
-        + std::time::Duration::from_secs(600);
+    let until = time::OffsetDateTime::from_unix_timestamp(token.accepted_until)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::LOGOUT_TOKEN_MAX_AGE);
     let ended = match login.first_use(&key, until).await {
         Ok(false) => {
             noise::bad_logout_token(&"a replayed jti");
@@ -107,7 +105,21 @@ async fn end(control: &Control, token: &LogoutToken) -> Result<usize, signin_ses
     match (&token.session_id, &owner) {
         (Some(sid), owner) => {
             let key = signin_session::provider_session_key(&token.issuer, sid);
-            signin_session::end_provider_session(&*control.store, &*control.directory, &key, owner.as_deref()).await
+            let mut ended =
+                signin_session::end_provider_session(&*control.store, &*control.directory, &key, owner.as_deref())
+                    .await?;
+            // The subject's sessions whose ID token named no `sid` cannot be told apart from this provider session's:
+            // they end too.
+            if let Some(owner) = owner {
+                for entry in control.directory.list(owner).await? {
+                    if entry.provider_session.is_none() {
+                        control.store.delete(&entry.id).await?;
+                        control.directory.remove(&entry.id).await?;
+                        ended += 1;
+                    }
+                }
+            }
+            Ok(ended)
         }
         (None, Some(owner)) => signin_session::end_all_sessions(&*control.store, &*control.directory, owner).await,
         (None, None) => Ok(0),

@@ -22,6 +22,9 @@ use signin_session::AccountHolds;
 
 use crate::{Control, Login, SignIn, noise};
 
+/// Longer than a sign-in callback can take (the request timeout, 30 s by default, and then some).
+const IN_FLIGHT_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What receiving security events needs.
 pub(crate) struct Risc {
     pub(crate) receiver: Arc<RiscReceiver>,
@@ -85,10 +88,8 @@ pub(crate) async fn receive<H: SignIn>(
     };
     let key = format!("risc {} {}", risc.receiver.issuer(), token.jti);
     // Past this, the token's `iat` refuses it anyway.
-    let until = time::OffsetDateTime::from_unix_timestamp(token.issued_at)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        + signin_auth::SECURITY_EVENT_MAX_AGE
-        + std::time::Duration::from_secs(600);
+    let until = time::OffsetDateTime::from_unix_timestamp(token.accepted_until)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::SECURITY_EVENT_MAX_AGE);
     match login.first_use(&key, until).await {
         Ok(true) => {}
         Ok(false) => {
@@ -97,6 +98,8 @@ pub(crate) async fn receive<H: SignIn>(
             return answer(StatusCode::BAD_REQUEST, Some(("invalid_request", "this token was received already")));
         }
         Err(err) => {
+            // The record may have been written all the same: forget it, so that the transmitter's retry counts.
+            let _ = login.inner.used_tokens.release(&key).await;
             counted("store_error");
             tracing::error!(error = %err, "a security event could not be recorded");
             return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));
@@ -138,14 +141,19 @@ async fn act<H: SignIn>(
         tracing::debug!(event = %event.kind, "a security event of a type not acted on; ignored");
         return Ok(());
     }
-    // The subject names the account at its provider; the transmitter may write the issuer with a trailing slash.
+    // The subject names an account of the transmitter's own (a transmitter speaks for its accounts only) at one of
+    // the site's providers; Google writes its issuer with a trailing slash here.
     let Some((iss, sub)) = &event.subject else {
         tracing::debug!(event = %event.kind, "a security event without a subject; ignored");
         return Ok(());
     };
-    let Some(provider) = login.providers().find(|p| p.issuer().trim_end_matches('/') == iss.trim_end_matches('/'))
-    else {
-        tracing::debug!(event = %event.kind, "a security event about another provider's account; ignored");
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    if !same(iss, risc.receiver.issuer()) {
+        tracing::debug!(event = %event.kind, "a security event about another issuer's account; ignored");
+        return Ok(());
+    }
+    let Some(provider) = login.providers().find(|p| same(p.issuer(), iss)) else {
+        tracing::debug!(event = %event.kind, "a security event about an account of no provider of this site; ignored");
         return Ok(());
     };
     let issuer = provider.issuer().to_owned();
@@ -155,9 +163,24 @@ async fn act<H: SignIn>(
         tracing::info!(event = %event.kind, "account enabled again by its provider; sign-in allowed");
         return Ok(());
     }
+    if event.kind == event::ACCOUNT_DISABLED {
+        // The hold first: a sign-in checking it from now on is refused.
+        risc.holds.hold(&owner, event.reason.as_deref().unwrap_or("disabled")).await?;
+    }
     let ended = signin_session::end_all_sessions(&*control.store, &*control.directory, &owner).await?;
     if event.kind == event::ACCOUNT_DISABLED {
-        risc.holds.hold(&owner, event.reason.as_deref().unwrap_or("disabled")).await?;
+        // A sign-in that passed the check just before the hold saves its session only as it answers: end the
+        // sessions once more after any such request has finished.
+        let (holds, store, directory, owner) =
+            (risc.holds.clone(), control.store.clone(), control.directory.clone(), owner.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(IN_FLIGHT_SIGN_IN).await;
+            if holds.is_held(&owner).await.unwrap_or(true)
+                && let Err(err) = signin_session::end_all_sessions(&*store, &*directory, &owner).await
+            {
+                tracing::warn!(error = %err, "ending a held account's sessions again failed");
+            }
+        });
     }
     if event.kind == event::ACCOUNT_PURGED {
         risc.holds.release(&owner).await?;

@@ -182,7 +182,8 @@ async fn finish<H: SignIn>(
         .and_then(serde_json::Value::as_str)
         .filter(|sid| !sid.is_empty() && sid.len() <= 255)
         .map(|sid| signin_session::provider_session_key(&signed_in.claims.profile.issuer, sid));
-    let sign_out = crate::sign_out::kept(provider, entry.flow.provider().sign_out_plan(), &signed_in.tokens);
+    let plan = entry.flow.provider().sign_out_plan();
+    let sign_out = crate::sign_out::kept(entry.flow.provider().id(), plan, &signed_in.tokens);
     let details = SignInDetails {
         lifetime: sessions.session_settings().absolute_lifetime,
         owner: Some(&owner),

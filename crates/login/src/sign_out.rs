@@ -13,9 +13,10 @@ use crate::{Login, SignIn};
 /// What a session keeps for signing out.
 #[derive(Serialize, Deserialize)]
 struct Kept {
-    /// The index of the provider that signed the person in.
-    #[serde(rename = "p")]
-    provider: usize,
+    /// The id of the provider that signed the person in (by id, not position: the list may change while sessions
+    /// live).
+    #[serde(rename = "i")]
+    provider: String,
     /// The token to revoke, and whether it is a refresh token.
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     revoke: Option<(String, bool)>,
@@ -24,8 +25,8 @@ struct Kept {
     id_token: Option<String>,
 }
 
-/// What to keep from a sign-in with provider `provider` (its index), or `None` when its sign-out needs nothing.
-pub(crate) fn kept(provider: usize, plan: SignOutPlan, tokens: &Tokens) -> Option<serde_json::Value> {
+/// What to keep from a sign-in with the provider of id `provider`, or `None` when its sign-out needs nothing.
+pub(crate) fn kept(provider: &str, plan: SignOutPlan, tokens: &Tokens) -> Option<serde_json::Value> {
     if plan == SignOutPlan::default() {
         return None;
     }
@@ -35,18 +36,15 @@ pub(crate) fn kept(provider: usize, plan: SignOutPlan, tokens: &Tokens) -> Optio
         None => (tokens.access_token.expose_secret().to_owned(), false),
     });
     let id_token = plan.end_session.then(|| tokens.id_token.expose_secret().to_owned());
-    serde_json::to_value(Kept { provider, revoke, id_token }).ok()
+    serde_json::to_value(Kept { provider: provider.to_owned(), revoke, id_token }).ok()
 }
 
 /// After the site's sign-out: starts the revocation, and returns the provider's end-session URL to send the
 /// browser to, if any.
 pub(crate) fn at_provider<H: SignIn>(login: &Login<H>, kept: &serde_json::Value) -> Option<Url> {
     let kept: Kept = serde_json::from_value(kept.clone()).ok()?;
-    let index = kept.provider;
-    if index >= login.inner.providers.len() {
-        // Signed in with a provider the configuration no longer has.
-        return None;
-    }
+    // Signed in with a provider the configuration no longer has: nothing is sent anywhere.
+    let index = login.inner.providers.iter().position(|entry| entry.flow.provider().id() == kept.provider)?;
     if let Some((token, refresh)) = kept.revoke {
         let login = login.clone();
         let token = SecretString::from(token);

@@ -85,6 +85,10 @@ async fn forged_and_replayed_security_events_are_refused_and_change_nothing() {
     let (status, error) = case.push(&case.idp.sign(&other, "secevent+jwt", Signer::Provider).expect("signed")).await;
     assert_eq!((status, error["err"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_issuer")), "{error}");
     assert_eq!(case.push("garbage").await.0, StatusCode::BAD_REQUEST);
+    // Another kind of JWT signed by the same keys (an ID token's `typ`) does not pass for an event token.
+    let untyped = case.idp.sign(&claims, "JWT", Signer::Provider).expect("signed");
+    assert_eq!(case.push(&untyped).await.0, StatusCode::BAD_REQUEST);
+
     assert!(case.signed_in(&browser).await, "no forged token ended the session");
 
     // The genuine token works once; the same token again is refused.
@@ -137,4 +141,38 @@ async fn token_and_credential_events_sign_out_a_purged_account_loses_its_row_and
     assert_eq!(case.push(&case.event(event::ACCOUNT_PURGED)).await.0, StatusCode::ACCEPTED);
     assert!(!case.signed_in(&browser).await);
     assert_eq!(case.app.user_count().await, 0, "the row went with the account");
+}
+
+#[tokio::test]
+async fn a_transmitter_speaks_for_its_own_accounts_only() {
+    // The site has two providers; the transmitter is the main one. An event it sends about an account of the
+    // other provider changes nothing there.
+    let db = TestDb::create().await.expect("test database");
+    let idp = HostileIdp::start(Scenario::default()).await.expect("hostile provider");
+    let other = HostileIdp::start(Scenario::default()).await.expect("another provider");
+    let client = RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
+    let (configuration, other_issuer) = (format!("{}/.well-known/risc-configuration", idp.issuer()), other.issuer());
+    let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), client, |settings| {
+        settings.login.risc.enabled = true;
+        settings.login.risc.configuration_url = configuration;
+        let secret = CLIENT_SECRET.to_owned().into();
+        settings
+            .providers
+            .insert("other".to_owned(), signin_login::ProviderSettings::new(other_issuer, CLIENT_ID, secret));
+    })
+    .await
+    .expect("app");
+    let case = Case { idp, app, _db: db };
+    let browser = Browser::new();
+    let to_provider = location(&browser.get(&case.app.url("/login/other")).await);
+    let callback = location(&browser.get(&to_provider).await);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    assert!(case.signed_in(&browser).await);
+
+    let mut claims = case.idp.security_event_claims(event::ACCOUNT_PURGED, Some(SUBJECT));
+    claims["events"][event::ACCOUNT_PURGED]["subject"]["iss"] = format!("{}/", other.issuer()).into();
+    let token = case.idp.sign(&claims, "secevent+jwt", Signer::Provider).expect("signed");
+    assert_eq!(case.push(&token).await.0, StatusCode::ACCEPTED);
+    assert!(case.signed_in(&browser).await, "the other provider's account was not the transmitter's to end");
+    assert_eq!(case.app.user_count().await, 1, "nor to delete");
 }
