@@ -79,6 +79,17 @@ pub(crate) fn verify(
     Ok(Verified { header, payload })
 }
 
+/// Whether the header's `typ`, when it has one, is `media` (e.g. `logout+jwt`), with or without the `application/`
+/// that RFC 7515 §4.1.9 lets a sender leave out; compared without regard to case.
+pub(crate) fn typed_as(header: &Map<String, Value>, media: &str) -> bool {
+    header.get("typ").is_none_or(|typ| {
+        typ.as_str().is_some_and(|typ| {
+            let typ = typ.to_ascii_lowercase();
+            typ == media || typ.strip_prefix("application/") == Some(media)
+        })
+    })
+}
+
 /// Whether `aud` (a string or a list of strings) names `client_id`.
 pub(crate) fn audience_includes(aud: Option<&Value>, client_id: &str) -> bool {
     match aud {

@@ -50,13 +50,7 @@ pub(crate) fn check(
     now: i64,
 ) -> Result<LogoutToken, &'static str> {
     let (header, payload) = (&token.header, &token.payload);
-    if let Some(typ) = header.get("typ")
-        && !typ.as_str().is_some_and(|typ| {
-            // RFC 7515 §4.1.9: `application/` may be left out.
-            let typ = typ.to_ascii_lowercase();
-            typ == "logout+jwt" || typ == "application/logout+jwt"
-        })
-    {
+    if !jws::typed_as(header, "logout+jwt") {
         return Err("the token's typ is not logout+jwt");
     }
     if payload.get("iss").and_then(Value::as_str) != Some(issuer) {

@@ -186,12 +186,7 @@ fn check(
 ) -> Result<SecurityEventToken, &'static str> {
     let payload = &token.payload;
     // RFC 8417 §2.3: explicitly typed, so that no other kind of JWT passes for one.
-    if let Some(typ) = token.header.get("typ")
-        && !typ.as_str().is_some_and(|typ| {
-            let typ = typ.to_ascii_lowercase();
-            typ == "secevent+jwt" || typ == "application/secevent+jwt"
-        })
-    {
+    if !jws::typed_as(&token.header, "secevent+jwt") {
         return Err("the token's typ is not secevent+jwt");
     }
     if payload.get("iss").and_then(Value::as_str) != Some(issuer) {

@@ -463,7 +463,8 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 }
 
 /// RFC 6749 2.3.1: client_secret_basic, with form-encoded id and secret, or client_secret_post.
-fn client_authenticated(headers: &HeaderMap, form: &TokenForm) -> bool {
+/// `form_id` / `form_secret`: the body's `client_id` and `client_secret`, if any.
+fn client_authenticated(headers: &HeaderMap, form_id: Option<&str>, form_secret: Option<&str>) -> bool {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -481,7 +482,7 @@ fn client_authenticated(headers: &HeaderMap, form: &TokenForm) -> bool {
             Some((id, secret)) => (decode(id), decode(secret)),
             None => return false,
         },
-        None => (form.client_id.clone().unwrap_or_default(), form.client_secret.clone().unwrap_or_default()),
+        None => (form_id.unwrap_or_default().to_owned(), form_secret.unwrap_or_default().to_owned()),
     };
     id == CLIENT_ID && secret == CLIENT_SECRET
 }
@@ -513,7 +514,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
         Fault::TokenServerError => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         _ => {}
     }
-    if !client_authenticated(&headers, &form) {
+    if !client_authenticated(&headers, form.client_id.as_deref(), form.client_secret.as_deref()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     if form.grant_type.as_deref() != Some("authorization_code") {
@@ -669,15 +670,7 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form
     if let Fault::RevocationHangs(wait) = shared.fault() {
         tokio::time::sleep(wait).await;
     }
-    let client = TokenForm {
-        grant_type: None,
-        code: None,
-        redirect_uri: None,
-        code_verifier: None,
-        client_id: form.client_id,
-        client_secret: form.client_secret,
-    };
-    if !client_authenticated(&headers, &client) {
+    if !client_authenticated(&headers, form.client_id.as_deref(), form.client_secret.as_deref()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let Some(token) = form.token.filter(|token| !token.is_empty()) else {

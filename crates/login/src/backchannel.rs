@@ -9,12 +9,12 @@
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use signin_auth::LogoutToken;
 
-use crate::{Control, Login, SignIn};
+use crate::{Control, Login, SignIn, noise};
 
 /// The request body: `logout_token=<JWT>`.
 #[derive(Debug, Default, Deserialize)]
@@ -23,16 +23,11 @@ pub(crate) struct LogoutForm {
     logout_token: String,
 }
 
+/// §2.8: 200, or 400 with an OAuth-style JSON error.
 fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response {
-    let mut response = match error {
-        Some((error, description)) => {
-            let body = serde_json::json!({ "error": error, "error_description": description });
-            (status, axum::Json(body)).into_response()
-        }
-        None => status.into_response(),
-    };
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let body =
+        error.map(|(error, description)| serde_json::json!({ "error": error, "error_description": description }));
+    crate::error::machine_answer(status, body)
 }
 
 fn counted(outcome: &'static str) {
@@ -70,10 +65,7 @@ pub(crate) async fn receive<H: SignIn>(
         }
     };
     let key = format!("logout {} {}", token.issuer, token.jti);
-    // Past this, the token's `iat` refuses it anyway.
-    let until = time::OffsetDateTime::from_unix_timestamp(token.accepted_until)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::LOGOUT_TOKEN_MAX_AGE);
-    let ended = match login.first_use(&key, until).await {
+    let ended = match login.first_use(&key, token.accepted_until).await {
         Ok(false) => {
             noise::bad_logout_token(&"a replayed jti");
             counted("replayed");
@@ -90,7 +82,7 @@ pub(crate) async fn receive<H: SignIn>(
         }
         Err(err) => {
             // The provider may send it again: let it.
-            let _ = login.inner.used_tokens.release(&key).await;
+            login.release_use(&key).await;
             counted("store_error");
             tracing::error!(error = %err, "back-channel logout could not end the sessions");
             answer(StatusCode::SERVICE_UNAVAILABLE, Some(("temporarily_unavailable", "try again")))
@@ -99,31 +91,15 @@ pub(crate) async fn receive<H: SignIn>(
 }
 
 /// Ends what the token names: the sessions begun in its provider session (`sid`; only the subject's when it names
-/// one too), else every session of the subject.
+/// one too, see [`signin_session::end_provider_session`]), else every session of the subject.
 async fn end(control: &Control, token: &LogoutToken) -> Result<usize, signin_session::BoxError> {
     let owner = token.subject.as_deref().map(|subject| signin_session::owner_key(&token.issuer, subject));
     match (&token.session_id, &owner) {
         (Some(sid), owner) => {
             let key = signin_session::provider_session_key(&token.issuer, sid);
-            let mut ended =
-                signin_session::end_provider_session(&*control.store, &*control.directory, &key, owner.as_deref())
-                    .await?;
-            // The subject's sessions whose ID token named no `sid` cannot be told apart from this provider session's:
-            // they end too.
-            if let Some(owner) = owner {
-                for entry in control.directory.list(owner).await? {
-                    if entry.provider_session.is_none() {
-                        control.store.delete(&entry.id).await?;
-                        control.directory.remove(&entry.id).await?;
-                        ended += 1;
-                    }
-                }
-            }
-            Ok(ended)
+            signin_session::end_provider_session(&*control.store, &*control.directory, &key, owner.as_deref()).await
         }
         (None, Some(owner)) => signin_session::end_all_sessions(&*control.store, &*control.directory, owner).await,
         (None, None) => Ok(0),
     }
 }
-
-use crate::noise;

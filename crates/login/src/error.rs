@@ -81,6 +81,17 @@ impl IntoResponse for ErrorPage {
     }
 }
 
+/// An answer to a machine (a provider's back-channel POST, a transmitter's push): the status, the JSON error body
+/// the protocol defines when there is one, and `Cache-Control: no-store`.
+pub(crate) fn machine_answer(status: StatusCode, body: Option<serde_json::Value>) -> Response {
+    let mut response = match body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -656,9 +656,20 @@ impl<H: SignIn> Login<H> {
         &self.inner.providers[index]
     }
 
-    /// Claims `key` (an issuer and a `jti`) for a token valid until `until`: whether it was not used before.
-    async fn first_use(&self, key: &str, until: time::OffsetDateTime) -> Result<bool, signin_session::BoxError> {
+    /// Claims `key` (an issuer and a `jti`) for a token accepted until `accepted_until` (Unix seconds, as the
+    /// token's check worked it out): whether it was not used before.
+    async fn first_use(&self, key: &str, accepted_until: i64) -> Result<bool, signin_session::BoxError> {
+        // Out of range only for a nonsensical `iat`, which the checks refuse; kept the longest, then.
+        let until = time::OffsetDateTime::from_unix_timestamp(accepted_until)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::SECURITY_EVENT_MAX_AGE);
         self.inner.used_tokens.first_use(key, until).await
+    }
+
+    /// Gives up the claim on `key`, for a token that could not be acted on (its sender retries it).
+    async fn release_use(&self, key: &str) {
+        if let Err(err) = self.inner.used_tokens.release(key).await {
+            tracing::warn!(error = %err, "a used token's record could not be released; a retry of it is refused");
+        }
     }
 
     /// Where the provider with this id sends its back-channel logout tokens (to register as its

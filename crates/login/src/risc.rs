@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use signin_auth::{RiscReceiver, SecurityEvent, event};
 use signin_session::AccountHolds;
 
@@ -31,15 +31,10 @@ pub(crate) struct Risc {
     pub(crate) holds: Arc<dyn AccountHolds>,
 }
 
+/// RFC 8935 §2.3: 202, or 400 with `{"err", "description"}`.
 fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response {
-    let mut response = match error {
-        Some((err, description)) => {
-            (status, axum::Json(serde_json::json!({ "err": err, "description": description }))).into_response()
-        }
-        None => status.into_response(),
-    };
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let body = error.map(|(err, description)| serde_json::json!({ "err": err, "description": description }));
+    crate::error::machine_answer(status, body)
 }
 
 fn counted(outcome: &'static str) {
@@ -87,10 +82,7 @@ pub(crate) async fn receive<H: SignIn>(
         }
     };
     let key = format!("risc {} {}", risc.receiver.issuer(), token.jti);
-    // Past this, the token's `iat` refuses it anyway.
-    let until = time::OffsetDateTime::from_unix_timestamp(token.accepted_until)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::SECURITY_EVENT_MAX_AGE);
-    match login.first_use(&key, until).await {
+    match login.first_use(&key, token.accepted_until).await {
         Ok(true) => {}
         Ok(false) => {
             noise::bad_security_event(&"a replayed jti");
@@ -99,7 +91,7 @@ pub(crate) async fn receive<H: SignIn>(
         }
         Err(err) => {
             // The record may have been written all the same: forget it, so that the transmitter's retry counts.
-            let _ = login.inner.used_tokens.release(&key).await;
+            login.release_use(&key).await;
             counted("store_error");
             tracing::error!(error = %err, "a security event could not be recorded");
             return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));
@@ -108,7 +100,7 @@ pub(crate) async fn receive<H: SignIn>(
     for event in &token.events {
         if let Err(err) = act(&login, risc, &control, event).await {
             // The transmitter sends it again: let it.
-            let _ = login.inner.used_tokens.release(&key).await;
+            login.release_use(&key).await;
             counted("store_error");
             tracing::error!(error = %err, event = %event.kind, "a security event could not be acted on");
             return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("invalid_request", "try again")));

@@ -229,23 +229,29 @@ pub async fn end_session(
 }
 
 /// Ends the sessions begun in the provider's session `key` ([`provider_session_key`]); only `owner`'s when given
-/// (a logout token that names both a subject and a session). Returns how many it ended.
+/// (a logout token that names both a subject and a session), and then also `owner`'s sessions whose sign-in named
+/// no provider session, which cannot be told apart from that one's. Returns how many it ended.
 pub async fn end_provider_session(
     store: &dyn tower_sessions::SessionStore,
     directory: &dyn SessionDirectory,
     key: &str,
     owner: Option<&str>,
 ) -> Result<usize, BoxError> {
-    let mut ended = 0;
-    for (of, entry) in directory.in_provider_session(key).await? {
-        if owner.is_some_and(|owner| owner != of) {
-            continue;
-        }
+    let mut ending: Vec<DirectoryEntry> = directory
+        .in_provider_session(key)
+        .await?
+        .into_iter()
+        .filter(|(of, _)| owner.is_none_or(|owner| owner == of))
+        .map(|(_, entry)| entry)
+        .collect();
+    if let Some(owner) = owner {
+        ending.extend(directory.list(owner).await?.into_iter().filter(|entry| entry.provider_session.is_none()));
+    }
+    for entry in &ending {
         store.delete(&entry.id).await?;
         directory.remove(&entry.id).await?;
-        ended += 1;
     }
-    Ok(ended)
+    Ok(ending.len())
 }
 
 /// Ends every session of `owner`; returns how many the directory listed.
