@@ -427,8 +427,9 @@ impl OidcClient {
         self.inner.keys.current()
     }
 
+    /// The provider's keys fetched again for an ID token it answered with (see [`crate::jws::Source::Answered`]).
     async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, AuthError> {
-        self.inner.keys.refresh(&self.inner.http).await
+        self.inner.keys.refresh(&self.inner.http, crate::jws::Source::Answered).await
     }
 
     fn verifier(&self, keys: &CoreJsonWebKeySet) -> CoreIdTokenVerifier<'static> {
@@ -499,9 +500,10 @@ impl OidcClient {
     async fn verify_signature(
         &self,
         raw: &str,
+        source: crate::jws::Source,
         invalid: fn(String) -> AuthError,
     ) -> Result<crate::jws::Verified, AuthError> {
-        self.inner.keys.verify(raw, &self.inner.algs, &self.inner.http, invalid).await
+        self.inner.keys.verify(raw, &self.inner.algs, &self.inner.http, source, invalid).await
     }
 
     /// Google's ID tokens carry `iss` as `https://accounts.google.com` or `accounts.google.com` (Google's own
@@ -525,7 +527,7 @@ impl OidcClient {
         else {
             return Ok(None);
         };
-        self.verify_signature(raw, |reason| {
+        self.verify_signature(raw, crate::jws::Source::Answered, |reason| {
             AuthError::invalid_token(format!("signature verification failed: {reason}"))
         })
         .await?;
@@ -548,7 +550,7 @@ impl OidcClient {
         let first = self.verify_with(&token, &self.current_keys(), nonce, access_token, signature_verified);
         let result = match first {
             Err(Rejection::NoKey) => {
-                tracing::info!("ID token signed with an unknown key; fetching the provider's keys again");
+                crate::jws::RemoteKeys::unknown_key(crate::jws::Source::Answered);
                 let fresh = self.refresh_keys().await?;
                 self.verify_with(&token, &fresh, nonce, access_token, signature_verified)
             }
@@ -562,7 +564,7 @@ impl OidcClient {
         Ok((claims, payload))
     }
 
-    /// The checks openidconnect leaves to us, `azp` and `nbf`; returns the (verified) payload's claims.
+    /// The checks openidconnect leaves to us, `azp` and `nbf`, and the shared audience rule; returns the (verified) payload's claims.
     fn check_extra_claims(
         &self,
         raw: &str,
@@ -581,6 +583,11 @@ impl OidcClient {
             .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
             .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
             .ok_or_else(|| AuthError::invalid_token("the ID token payload is unreadable"))?;
+        // openidconnect refuses untrusted audiences too; this is the rule every token kind shares, so that ID tokens
+        // and logout tokens can never drift apart.
+        if !crate::jws::audience_accepted(payload.get("aud"), &[client_id.as_str()]) {
+            return Err(AuthError::invalid_token("aud does not name this client, or names another audience too"));
+        }
         if let Some(nbf) = payload.get("nbf") {
             let nbf = nbf.as_f64().ok_or_else(|| AuthError::invalid_token("nbf is not a number"))?;
             let latest = Utc::now().timestamp() as f64 + self.inner.settings.clock_leeway.as_secs_f64();
@@ -765,7 +772,9 @@ impl Provider for OidcClient {
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
     async fn verify_logout_token(&self, raw: &str) -> Result<crate::LogoutToken, AuthError> {
         let invalid = |reason: &str| AuthError::InvalidLogoutToken { reason: reason.to_owned() };
-        let verified = self.verify_signature(raw, |reason| AuthError::InvalidLogoutToken { reason }).await?;
+        let verified = self
+            .verify_signature(raw, crate::jws::Source::Posted, |reason| AuthError::InvalidLogoutToken { reason })
+            .await?;
         let settings = &self.inner.settings;
         crate::logout::check(
             &verified,
@@ -915,6 +924,16 @@ mod tests {
         // Anywhere else, the issuer matches exactly.
         let other = client_with_hostile_keys(&idp, "https://idp.example").await;
         assert!(verify(&other, id_token_claims("https://idp.example"), Signer::Provider).await.is_ok());
+        // The audience rule logout tokens follow too (jws::audience_accepted): ours alone, as a list or not.
+        for (aud, accepted) in [
+            (serde_json::json!([signin_hostile_idp::CLIENT_ID]), true),
+            (serde_json::json!([signin_hostile_idp::CLIENT_ID, "untrusted"]), false),
+            (serde_json::json!("untrusted"), false),
+        ] {
+            let mut claims = id_token_claims("https://idp.example");
+            claims["aud"] = aud.clone();
+            assert_eq!(verify(&other, claims, Signer::Provider).await.is_ok(), accepted, "aud {aud}");
+        }
         for iss in ["idp.example", "accounts.google.com", GOOGLE_ISSUER] {
             assert!(verify(&other, id_token_claims(iss), Signer::Provider).await.is_err(), "{iss}");
         }

@@ -90,25 +90,56 @@ pub(crate) fn typed_as(header: &Map<String, Value>, media: &str) -> bool {
     })
 }
 
-/// Whether `aud` (a string or a list of strings) names `client_id`.
-pub(crate) fn audience_includes(aud: Option<&Value>, client_id: &str) -> bool {
+/// The one audience rule of every token this crate accepts (ID tokens, logout tokens, security event tokens): `aud`
+/// is a string or a non-empty list of strings, and **every** audience it names is one of `ours`. A token that also
+/// names an audience we do not trust was issued for someone else as well, who could replay it to us (OpenID Connect
+/// Core §3.1.3.7 step 3: refuse untrusted audiences).
+pub(crate) fn audience_accepted(aud: Option<&Value>, ours: &[&str]) -> bool {
+    let ours_only = |aud: &Value| aud.as_str().is_some_and(|aud| ours.contains(&aud));
     match aud {
-        Some(Value::String(aud)) => aud == client_id,
-        Some(Value::Array(list)) => list.iter().any(|aud| aud.as_str() == Some(client_id)),
+        Some(aud @ Value::String(_)) => ours_only(aud),
+        Some(Value::Array(list)) => !list.is_empty() && list.iter().all(ours_only),
         _ => false,
     }
 }
 
+/// Who handed us a token whose key we do not hold, which decides how soon the keys may be fetched again for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The provider's own answer, on a connection we opened (the ID token of a code redemption): a rotation is the
+    /// likely cause, so the keys are fetched at once (at most once per [`ANSWERED_REFETCH`]).
+    Answered,
+    /// Posted by anyone (a logout token, a security event): at most once per the configured interval, in a budget
+    /// of its own, so that a flood of forged tokens cannot hold back a fetch for the first kind.
+    Posted,
+}
+
+/// The least time between two fetches for [`Source::Answered`] tokens.
+pub(crate) const ANSWERED_REFETCH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When the keys were last fetched again, per [`Source`].
+#[derive(Default)]
+struct Refetched {
+    answered: Option<std::time::Instant>,
+    posted: Option<std::time::Instant>,
+}
+
+/// Posted tokens with a key we do not hold: anyone can send them, so one line per interval sums them up.
+static UNKNOWN_KEYS: std::sync::LazyLock<signin_domain::Tally> =
+    std::sync::LazyLock::new(|| signin_domain::Tally::new(std::time::Duration::from_secs(10)));
+
 /// A key set published at a URL (an OpenID provider's `jwks_uri`, a security event transmitter's): fetched at
-/// start-up, and again when a token names a key it does not hold (rotation), at most once per `refetch_interval`;
-/// tokens that wait on a fetch under way share it.
+/// start-up, and again when a token names a key it does not hold (rotation), within the budget of the token's
+/// [`Source`]; tokens that wait on a fetch under way share it.
 pub(crate) struct RemoteKeys {
     url: openidconnect::JsonWebKeySetUrl,
     refetch_interval: std::time::Duration,
     /// Swapped whole when refreshed; readers clone the `Arc` and never hold the lock across an await.
     keys: std::sync::RwLock<std::sync::Arc<CoreJsonWebKeySet>>,
-    /// When the keys were last fetched again: one fetch at a time, at most one per `refetch_interval`.
-    refetched: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Counts successful fetches: a token that waited for the lock while another fetch succeeded uses its result.
+    fetches: std::sync::atomic::AtomicU64,
+    /// One fetch at a time, and when each budget was last spent.
+    refetched: tokio::sync::Mutex<Refetched>,
 }
 
 impl RemoteKeys {
@@ -121,7 +152,8 @@ impl RemoteKeys {
             url,
             refetch_interval,
             keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
-            refetched: tokio::sync::Mutex::new(None),
+            fetches: std::sync::atomic::AtomicU64::new(0),
+            refetched: tokio::sync::Mutex::new(Refetched::default()),
         }
     }
 
@@ -144,37 +176,68 @@ impl RemoteKeys {
         self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Fetches the set again and keeps it; within `refetch_interval` of the last attempt (failed or not: a keys
-    /// endpoint that is down is not asked per token), the keys as they are.
+    /// Fetches the set again and keeps it, unless the budget of `source` was spent moments ago (failed or not: a
+    /// keys endpoint that is down is not asked per token), in which case the keys as they are. A caller that waited
+    /// while another fetch succeeded takes that one's result.
     pub(crate) async fn refresh(
         &self,
         http: &crate::http::HttpClient,
+        source: Source,
     ) -> Result<std::sync::Arc<CoreJsonWebKeySet>, crate::AuthError> {
+        use std::sync::atomic::Ordering;
+        let before = self.fetches.load(Ordering::Acquire);
         let mut refetched = self.refetched.lock().await;
-        if refetched.is_some_and(|at| at.elapsed() < self.refetch_interval) {
-            tracing::debug!("the keys were fetched again moments ago; not again");
+        if self.fetches.load(Ordering::Acquire) != before {
             return Ok(self.current());
         }
-        *refetched = Some(std::time::Instant::now());
+        let (last, least) = match source {
+            Source::Answered => (&mut refetched.answered, ANSWERED_REFETCH.min(self.refetch_interval)),
+            Source::Posted => (&mut refetched.posted, self.refetch_interval),
+        };
+        if last.is_some_and(|at| at.elapsed() < least) {
+            tracing::debug!(?source, "the keys were fetched again moments ago; not again");
+            return Ok(self.current());
+        }
+        *last = Some(std::time::Instant::now());
         let fresh = std::sync::Arc::new(Self::fetch(&self.url, http).await?);
         *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        self.fetches.fetch_add(1, Ordering::AcqRel);
         tracing::info!(keys = fresh.keys().len(), "signing keys refreshed");
         Ok(fresh)
     }
 
-    /// Verifies a compact JWS with these keys (see [`verify`]); on an unknown key, fetches them again and
-    /// retries. A refusal becomes `invalid(reason)`; the keys endpoint failing stays what it is.
+    /// Says that a token names a key we do not hold: once per token for the provider's own answers (a rotation is
+    /// worth a line), summed up for posted ones (anyone can send as many as they like).
+    pub(crate) fn unknown_key(source: Source) {
+        match source {
+            Source::Answered => tracing::info!("token signed with an unknown key; fetching the keys again"),
+            Source::Posted => {
+                tracing::debug!("posted token signed with an unknown key");
+                if let Some(count) = UNKNOWN_KEYS.add() {
+                    tracing::info!(
+                        count,
+                        "posted tokens signed with an unknown key (the keys are fetched again at most once per interval)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Verifies a compact JWS with these keys (see [`verify`]); on an unknown key, fetches them again within the
+    /// budget of `source` and retries. A refusal becomes `invalid(reason)`; the keys endpoint failing stays what
+    /// it is.
     pub(crate) async fn verify(
         &self,
         raw: &str,
         allowed: &[CoreJwsSigningAlgorithm],
         http: &crate::http::HttpClient,
+        source: Source,
         invalid: fn(String) -> crate::AuthError,
     ) -> Result<Verified, crate::AuthError> {
         let result = match verify(raw, &self.current(), allowed) {
             Err(Rejected::NoKey) => {
-                tracing::info!("token signed with an unknown key; fetching the keys again");
-                let fresh = self.refresh(http).await?;
+                Self::unknown_key(source);
+                let fresh = self.refresh(http, source).await?;
                 verify(raw, &fresh, allowed)
             }
             other => other,
@@ -183,5 +246,38 @@ impl RemoteKeys {
             Rejected::NoKey => invalid("no key matches the token's signature".to_owned()),
             Rejected::Invalid(reason) => invalid(reason.to_owned()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// One table for the audience rule that ID tokens, logout tokens and security event tokens share.
+    #[test]
+    fn every_audience_named_must_be_ours() {
+        let ours = ["client", "android-client"];
+        let cases = [
+            (json!("client"), true),
+            (json!(["client"]), true),
+            (json!(["client", "android-client"]), true),
+            (json!("android-client"), true),
+            (json!("someone-else"), false),
+            (json!(["client", "someone-else"]), false),
+            (json!(["someone-else", "client"]), false),
+            (json!([]), false),
+            (json!([42]), false),
+            (json!(["client", 42]), false),
+            (json!(42), false),
+            (json!(null), false),
+            (json!({ "client": true }), false),
+        ];
+        for (aud, accepted) in cases {
+            assert_eq!(audience_accepted(Some(&aud), &ours), accepted, "{aud}");
+        }
+        assert!(!audience_accepted(None, &ours), "no aud at all");
+        assert!(!audience_accepted(Some(&json!("client")), &[]), "nobody trusted");
     }
 }

@@ -40,8 +40,9 @@ fn text<'a>(payload: &'a Map<String, Value>, name: &str) -> Result<Option<&'a st
     }
 }
 
-/// The checks of §2.6 after the signature: `typ`, `iss`, `aud`, `iat` (and `exp` when present), `jti`, `events`,
-/// `sub` and/or `sid`, and no `nonce` (an ID token is not a logout token).
+/// The checks of §2.6 after the signature: `typ`, `iss`, `aud` (the audience rule of every token,
+/// [`jws::audience_accepted`]), `iat`, `exp` (required since errata set 1 of the specification, §2.4), `jti`,
+/// `events`, `sub` and/or `sid`, and no `nonce` (an ID token is not a logout token).
 pub(crate) fn check(
     token: &jws::Verified,
     issuer: &str,
@@ -56,8 +57,8 @@ pub(crate) fn check(
     if payload.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err("iss is not the provider's issuer");
     }
-    if !jws::audience_includes(payload.get("aud"), client_id) {
-        return Err("aud does not name this client");
+    if !jws::audience_accepted(payload.get("aud"), &[client_id]) {
+        return Err("aud does not name this client, or names another audience too");
     }
     let leeway = i64::try_from(leeway.as_secs()).unwrap_or(60);
     let max_age = i64::try_from(LOGOUT_TOKEN_MAX_AGE.as_secs()).unwrap_or(300);
@@ -68,9 +69,8 @@ pub(crate) fn check(
     if iat < now - max_age - leeway {
         return Err("iat is too old");
     }
-    if let Some(exp) = payload.get("exp")
-        && exp.as_i64().is_none_or(|exp| exp < now - leeway)
-    {
+    let exp = payload.get("exp").ok_or("exp is missing")?.as_i64().ok_or("exp is not a number")?;
+    if exp < now - leeway {
         return Err("the token has expired");
     }
     let jti = text(payload, "jti")?.ok_or("jti is missing")?.to_owned();
@@ -107,7 +107,7 @@ mod tests {
 
     fn good() -> Value {
         json!({
-            "iss": ISS, "aud": "client", "iat": NOW, "jti": "j-1", "sub": "ada", "sid": "s-1",
+            "iss": ISS, "aud": "client", "iat": NOW, "exp": NOW + 120, "jti": "j-1", "sub": "ada", "sid": "s-1",
             "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
         })
     }
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(ok.subject.as_deref(), Some("ada"));
         assert_eq!(ok.session_id.as_deref(), Some("s-1"));
         assert_eq!(ok.jti, "j-1");
-        assert!(checked(json!({}), with("aud", json!(["other", "client"]))).is_ok(), "an audience list with ours");
+        assert!(checked(json!({}), with("aud", json!(["client"]))).is_ok(), "an audience list of ours");
         assert!(checked(json!({}), with("sid", Value::Null)).is_ok(), "sub alone");
         assert!(checked(json!({}), with("sub", Value::Null)).is_ok(), "sid alone");
         assert!(checked(json!({}), with("iat", json!(NOW - 300))).is_ok(), "five minutes old");
@@ -147,6 +147,9 @@ mod tests {
             (json!({}), with("iss", json!("https://evil.example")), "iss"),
             (json!({}), with("aud", json!("someone-else")), "aud"),
             (json!({}), with("aud", Value::Null), "aud"),
+            (json!({}), with("aud", json!(["client", "untrusted"])), "another audience"),
+            (json!({}), with("exp", Value::Null), "exp is missing"),
+            (json!({}), with("exp", json!("soon")), "exp is not a number"),
             (json!({}), with("iat", Value::Null), "iat is missing"),
             (json!({}), with("iat", json!(NOW + 3600)), "future"),
             (json!({}), with("iat", json!(NOW - 3600)), "too old"),

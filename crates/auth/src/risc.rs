@@ -170,7 +170,7 @@ impl RiscReceiver {
     /// Verifies a pushed token: signature, `iss`, `aud`, `iat`, a `jti`, and events to read.
     pub async fn verify(&self, raw: &str) -> Result<SecurityEventToken, AuthError> {
         let invalid = |reason: String| AuthError::InvalidSecurityEvent { reason };
-        let token = self.keys.verify(raw, ALGORITHMS, &self.http, invalid).await?;
+        let token = self.keys.verify(raw, ALGORITHMS, &self.http, jws::Source::Posted, invalid).await?;
         check(&token, &self.issuer, &self.audiences, self.leeway, Utc::now().timestamp())
             .map_err(|reason| invalid(reason.to_owned()))
     }
@@ -192,8 +192,9 @@ fn check(
     if payload.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err("iss is not the transmitter's issuer");
     }
-    if !audiences.iter().any(|aud| jws::audience_includes(payload.get("aud"), aud)) {
-        return Err("aud does not name this site");
+    let ours: Vec<&str> = audiences.iter().map(String::as_str).collect();
+    if !jws::audience_accepted(payload.get("aud"), &ours) {
+        return Err("aud does not name this site, or names another audience too");
     }
     let leeway = i64::try_from(leeway.as_secs()).unwrap_or(60);
     let max_age = i64::try_from(SECURITY_EVENT_MAX_AGE.as_secs()).unwrap_or(i64::MAX);

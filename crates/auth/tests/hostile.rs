@@ -481,6 +481,63 @@ async fn after_the_interval_an_unknown_key_id_refetches_again() {
     assert_eq!(idp.requests_to("/jwks"), 3);
 }
 
+/// A forged logout token with an unknown `kid` (anyone can POST one).
+fn forged_logout_token(idp: &HostileIdp, kid: &str) -> String {
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs(),
+    )
+    .expect("fits");
+    let claims = json!({
+        "iss": idp.issuer(), "aud": idp.client_id(), "iat": now, "exp": now + 120, "jti": kid, "sub": SUBJECT,
+        "events": { signin_auth::BACKCHANNEL_LOGOUT_EVENT: {} },
+    });
+    idp.sign_with_unknown_kid(&claims, "logout+jwt", kid).expect("signed")
+}
+
+#[tokio::test]
+async fn a_rotation_right_after_a_forged_logout_token_still_signs_the_next_person_in() {
+    // At the default re-fetch interval (60 s): the forged token spends the budget of posted tokens only.
+    let (idp, client) = start(Scenario::default()).await;
+    let refused = client.provider().verify_logout_token(&forged_logout_token(&idp, "forged-1")).await;
+    assert!(matches!(refused, Err(AuthError::InvalidLogoutToken { .. })), "{refused:?}");
+    assert_eq!(idp.requests_to("/jwks"), 2, "the forged token's unknown kid fetched the keys once");
+
+    idp.set_scenario(Scenario::fault(Fault::KeyRotated));
+    assert_eq!(assert_signed_in(sign_in(&client).await), ada(idp.issuer()));
+    assert_eq!(idp.requests_to("/jwks"), 3, "the provider's own answer fetched the rotated keys at once");
+}
+
+#[tokio::test]
+async fn a_thousand_forged_tokens_with_random_kids_fetch_the_keys_at_most_once_per_interval() {
+    let (idp, client) = start(Scenario::default()).await;
+    let client = Arc::new(client);
+    let mut posted = Vec::new();
+    for batch in 0..10 {
+        let tokens: Vec<String> =
+            (0..100).map(|n| forged_logout_token(&idp, &format!("kid-{batch}-{n}-{}", rand_suffix()))).collect();
+        let client = client.clone();
+        posted.push(tokio::spawn(async move {
+            for token in tokens {
+                let refused = client.provider().verify_logout_token(&token).await;
+                assert!(matches!(refused, Err(AuthError::InvalidLogoutToken { .. })), "{refused:?}");
+            }
+        }));
+    }
+    for task in posted {
+        task.await.expect("joined");
+    }
+    assert_eq!(idp.requests_to("/jwks"), 2, "discovery, then one re-fetch for 1,000 forged tokens");
+    // And they did not spend the provider's own budget: a rotation is still picked up at once.
+    idp.set_scenario(Scenario::fault(Fault::KeyRotated));
+    assert_signed_in(sign_in(&client).await);
+    assert_eq!(idp.requests_to("/jwks"), 3);
+}
+
+/// A few random characters, so that no two forged key ids are alike.
+fn rand_suffix() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
 // ---- email_verified and userinfo ----
 
 #[tokio::test]

@@ -269,6 +269,12 @@ impl HostileIdp {
         encode_jwt(&Signing::Rs256 { key, kid: Some(keys.primary.kid) }, &[("typ", json!(typ))], claims)
     }
 
+    /// A JWT of these claims signed RS256 by an attacker's key under `kid`, a key id the provider's set does not
+    /// hold: what anyone can POST to make a relying party fetch the keys again.
+    pub fn sign_with_unknown_kid(&self, claims: &Value, typ: &str, kid: &str) -> anyhow::Result<String> {
+        encode_jwt(&Signing::Rs256 { key: &self.shared.keys.attacker, kid: Some(kid) }, &[("typ", json!(typ))], claims)
+    }
+
     /// The RISC transmitter's issuer: the provider's with a trailing slash, as Google writes its own.
     pub fn risc_issuer(&self) -> String {
         format!("{}/", self.shared.issuer)
