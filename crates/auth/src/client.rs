@@ -741,6 +741,10 @@ impl Provider for OidcClient {
         &self.inner.display_name
     }
 
+    fn clock_leeway(&self) -> std::time::Duration {
+        self.inner.settings.clock_leeway
+    }
+
     fn prompt_after_sign_out(&self) -> Option<&str> {
         self.inner.prompt_after_sign_out.as_deref()
     }

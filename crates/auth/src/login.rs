@@ -53,6 +53,12 @@ pub trait Provider: Send + Sync + 'static {
         "oidc"
     }
 
+    /// How far the provider's clock may be from ours ([`crate::ProviderSettings::clock_leeway`]; a minute by
+    /// default): records that must outlast what this provider's tokens and attempts allow last this much longer.
+    fn clock_leeway(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+
     /// The authorization endpoint's URL with every parameter of the request (response type `code`, client id,
     /// redirect URI, scopes, `state`, `nonce`, PKCE S256).
     fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url;

@@ -6,6 +6,12 @@
 //! URI), so a deployment sharing the key does not accept it. Its name carries a short hash of the attempt's
 //! `state`, which lets the callback find its own attempt among several. The cookies go only to the sign-in paths
 //! and expire with the pending-login lifetime.
+//!
+//! A cookie on the sign-in paths can still be set by a sibling subdomain (`Domain=example.com`: only `__Host-`
+//! names are safe from that, and they need `Path=/`). So every attempt is also bound to the browser: a random
+//! `__Host-` binding cookie made at `/login` when missing, whose hash each sealed attempt carries. A callback whose
+//! attempt names another binding than the request's cookie is refused before the provider is asked, so an attempt
+//! planted from elsewhere (login CSRF: the victim signed in as the attacker) never completes.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use signin_auth::PendingLogin;
 use signin_domain::LocalPath;
+use subtle::ConstantTimeEq as _;
 
 use crate::settings::AttemptKeys;
 
@@ -41,6 +48,10 @@ struct Sealed {
     /// defence). Empty in cookies sealed before there were several: the first provider's.
     #[serde(rename = "i", default)]
     provider: String,
+    /// The hash of the browser's binding cookie when the attempt began ([`Attempts::binding_hash`]); empty in
+    /// cookies sealed before attempts were bound, which therefore complete nowhere.
+    #[serde(rename = "b", default)]
+    browser: String,
 }
 
 /// Now, in Unix nanoseconds.
@@ -56,6 +67,8 @@ pub(crate) enum Taken {
     Missing,
     /// Attempt cookies, but none for this state: a forged or stale link.
     Other,
+    /// The attempt opens, but it was begun in another browser (its binding is not this request's).
+    OtherBrowser,
     /// A cookie that does not open: tampered with, sealed with a key we do not have, or oversized.
     Invalid,
 }
@@ -70,6 +83,23 @@ pub(crate) fn attempt_id(state: &str) -> String {
 /// How long a browser remembers an explicit sign-out (see [`Attempts::remember_sign_out`]).
 const SIGNED_OUT_MEMORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// How long a binding cookie lives; each `/login` sets it again, so it lapses only in a browser that has not begun
+/// a sign-in for this long.
+const BINDING_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The length of a binding cookie's value: 32 random bytes, base64url.
+const BINDING_CHARS: usize = 43;
+
+/// What the request says about the browser's binding cookie.
+enum Binding {
+    /// None, or none that is well-formed.
+    Missing,
+    /// Exactly one.
+    One(String),
+    /// More than one under the name: one may have been planted (over plain http, or under another path).
+    Several,
+}
+
 /// The attempt cookies of one site.
 #[derive(Clone)]
 pub(crate) struct Attempts {
@@ -79,6 +109,9 @@ pub(crate) struct Attempts {
     /// The cookie that remembers an explicit sign-out in this browser: `<session cookie name>_signed_out`, with
     /// the same `__Secure-`.
     signed_out: String,
+    /// The browser's binding cookie: `__Host-<session cookie name>_browser` over https (no sibling can set it),
+    /// the base name over plain http.
+    binding: String,
     /// The cookies' `Path`: the longest common path of the login and callback paths.
     path: String,
     secure: bool,
@@ -109,6 +142,7 @@ impl Attempts {
                 if cookies.secure { "__Secure-" } else { "" },
                 cookies.session_cookie
             ),
+            binding: format!("{}{}_browser", if cookies.secure { "__Host-" } else { "" }, cookies.session_cookie),
             path: cookies.path,
             secure: cookies.secure,
             max_age: cookies.max_age,
@@ -221,6 +255,11 @@ impl Attempts {
     ) -> Option<Vec<HeaderValue>> {
         let key = self.keys.current()?;
         let mut out = Vec::new();
+        let binding = match self.binding(headers) {
+            Binding::One(value) => value,
+            Binding::Missing | Binding::Several => URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+        };
+        out.push(self.binding_cookie(&binding));
         // By name: a name may come more than once (a copy left under another path, or planted); it counts as
         // open when any copy opens, and only a name none of whose copies opens is removed.
         let mut open: Vec<(i64, String)> = Vec::new();
@@ -240,8 +279,14 @@ impl Attempts {
         out.extend(open.iter().take(excess).map(|(_, name)| self.removal(name)));
 
         let name = self.name_for(pending.state());
-        let mut sealed =
-            Sealed { pending, next, started: now_nanos(), scope: self.scope.clone(), provider: provider.to_owned() };
+        let mut sealed = Sealed {
+            pending,
+            next,
+            started: now_nanos(),
+            scope: self.scope.clone(),
+            provider: provider.to_owned(),
+            browser: Self::binding_hash(&binding),
+        };
         let cookie = match self.seal(key, &name, &sealed) {
             Some(cookie) => cookie,
             None => {
@@ -269,9 +314,59 @@ impl Attempts {
         }
         let clear = Some(self.removal(&name));
         match copies.find_map(|cookie| self.open(cookie)) {
+            Some(sealed) if !self.bound_here(headers, &sealed) => (Taken::OtherBrowser, clear),
             Some(Sealed { pending, next, provider, .. }) => (Taken::Found(pending, next, provider), clear),
             None => (Taken::Invalid, clear),
         }
+    }
+
+    /// The request's binding cookie.
+    fn binding(&self, headers: &HeaderMap) -> Binding {
+        let mut found = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == self.binding)
+            .map(|(_, value)| value);
+        match (found.next(), found.next()) {
+            (None, _) => Binding::Missing,
+            (Some(_), Some(_)) => Binding::Several,
+            (Some(value), None) => {
+                let plain = value.len() == BINDING_CHARS
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if plain { Binding::One(value.to_owned()) } else { Binding::Missing }
+            }
+        }
+    }
+
+    /// What a sealed attempt keeps of a binding: its SHA-256, so that the attempt cookie (which the callback URL's
+    /// holder may see in logs) does not carry the binding itself.
+    fn binding_hash(binding: &str) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(binding.as_bytes()))
+    }
+
+    /// Whether the attempt was begun in the browser that sent this request: exactly one binding cookie, whose hash
+    /// the attempt carries (compared in constant time).
+    fn bound_here(&self, headers: &HeaderMap, sealed: &Sealed) -> bool {
+        let Binding::One(binding) = self.binding(headers) else {
+            return false;
+        };
+        let hash = Self::binding_hash(&binding);
+        !sealed.browser.is_empty() && bool::from(hash.as_bytes().ct_eq(sealed.browser.as_bytes()))
+    }
+
+    /// The `Set-Cookie` of the binding cookie: `Path=/` (as `__Host-` requires), `HttpOnly`, `SameSite=Lax`,
+    /// `Secure` over https.
+    fn binding_cookie(&self, value: &str) -> HeaderValue {
+        let mut cookie = Cookie::new(self.binding.clone(), value.to_owned());
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(self.secure);
+        cookie.set_max_age(cookie::time::Duration::try_from(BINDING_LIFETIME).unwrap_or_default());
+        HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 

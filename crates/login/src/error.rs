@@ -133,6 +133,14 @@ pub(crate) enum LoginError {
     /// The attempt cookie does not open (tampered with, another deployment's key, oversized).
     #[error("the sign-in attempt cookie does not open")]
     BadAttempt,
+    /// The attempt cookie opens, but it was begun in another browser: its binding is not this browser's binding
+    /// cookie (a planted attempt, login CSRF). Refused before the provider is asked.
+    #[error("the sign-in attempt was begun in another browser")]
+    OtherBrowser,
+    /// The attempt was completed already (a replayed callback that the provider redeemed again), on this
+    /// instance or another: no second session.
+    #[error("the sign-in attempt was completed already; the replayed callback is refused")]
+    Replayed,
     /// A callback at one provider's path for an attempt that began with another (a mix-up attack, RFC 9207 §1):
     /// refused before anything is sent to either provider.
     #[error("the sign-in began with provider `{began}` and came back to the callback of `{arrived}`")]
@@ -187,6 +195,8 @@ impl LoginError {
             Self::NoPendingLogin => "no_attempt",
             Self::BadAttempt => "bad_attempt",
             Self::MixUp { .. } => "mix_up",
+            Self::OtherBrowser => "other_browser",
+            Self::Replayed => "replayed",
             Self::BadRequest(_) | Self::PayloadTooLarge => "bad_request",
             Self::ProviderDown { .. } | Self::NoAttemptKey | Self::Csrf => "other",
         }
@@ -195,7 +205,7 @@ impl LoginError {
     /// Whether anyone could have sent it without beginning a sign-in in this browser (no attempt cookie, a
     /// tampered one, a forged sign-out, a malformed request): summed up in the log rather than a line each.
     fn is_noise(&self) -> bool {
-        matches!(self, Self::NoPendingLogin | Self::BadAttempt | Self::Csrf | Self::BadRequest(_))
+        matches!(self, Self::NoPendingLogin | Self::BadAttempt | Self::OtherBrowser | Self::Csrf | Self::BadRequest(_))
     }
 
     pub(crate) fn page(&self) -> ErrorPage {
@@ -237,10 +247,15 @@ impl LoginError {
                 "Sign-in provider error",
                 "The sign-in provider cannot be reached right now. Please try again in a few minutes.",
             ),
-            Self::NoPendingLogin | Self::BadAttempt => ErrorPage::new(
+            Self::NoPendingLogin | Self::BadAttempt | Self::Replayed => ErrorPage::new(
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",
                 "This sign-in has expired or was already completed. Please sign in again.",
+            ),
+            Self::OtherBrowser => ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "This sign-in was started in another browser. Please sign in again here.",
             ),
             Self::MixUp { .. } => ErrorPage::new(
                 StatusCode::BAD_REQUEST,

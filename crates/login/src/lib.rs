@@ -252,13 +252,22 @@ impl<S: SessionStore + Clone, I> Layer<I> for SessionLayer<S> {
     }
 }
 
+/// What the store saw of the request's session, for [`SessionService`] to act on in the response.
+#[derive(Default)]
+struct Noted {
+    /// Saving it failed.
+    save_failed: Cell<bool>,
+    /// Its cookie names no stored session (expired, signed out, made up).
+    unknown: Cell<bool>,
+}
+
 tokio::task_local! {
-    /// Set when saving the request's session failed.
-    static SAVE_FAILED: Cell<bool>;
+    static NOTED: Noted;
 }
 
 /// The store as [`SessionLayer`] uses it: it notes a failed save, so that [`SessionService`] can tell the session
-/// middleware's bare 500 for it (the store is down) from anything else, and answer 503.
+/// middleware's bare 500 for it (the store is down) from anything else, and answer 503; and a cookie that names no
+/// session, so that the browser is told to drop it.
 #[derive(Clone)]
 pub struct SaveWatch<S> {
     store: S,
@@ -275,7 +284,7 @@ impl<S> SaveWatch<S> {
     fn noted<T>(result: session_store::Result<T>) -> session_store::Result<T> {
         if result.is_err() {
             // Outside a request (no scope), there is nobody to tell.
-            let _ = SAVE_FAILED.try_with(|failed| failed.set(true));
+            let _ = NOTED.try_with(|noted| noted.save_failed.set(true));
         }
         result
     }
@@ -316,6 +325,7 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
         let loaded = self.store.load(session_id).await;
         if let Ok(None) = loaded {
             noise::unknown_session();
+            let _ = NOTED.try_with(|noted| noted.unknown.set(true));
         }
         loaded
     }
@@ -361,14 +371,18 @@ where
             request.extensions_mut().insert(control.clone());
         }
         let answer = self.inner.call(request);
-        Box::pin(SAVE_FAILED.scope(Cell::new(false), async move {
+        Box::pin(NOTED.scope(Noted::default(), async move {
             let mut response = answer.await?;
-            if SAVE_FAILED.with(Cell::get) && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            if NOTED.with(|noted| noted.save_failed.get()) && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
                 // The session middleware has logged the store's error already.
                 return Ok(ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response());
             }
-            if scrubbed != noise::SessionCookies::Fine {
-                noise::clear_cookie(response.headers_mut(), &site.0.cookie, site.0.session.secure);
+            let (name, secure) = (&site.0.cookie, site.0.session.secure);
+            // The session middleware removes the cookie with only its name and path; a browser ignores a `__Host-`
+            // cookie set without `Secure`, removal or not, so it would keep the dead cookie and send it on.
+            noise::secure_removals(response.headers_mut(), name, secure);
+            if scrubbed != noise::SessionCookies::Fine || NOTED.with(|noted| noted.unknown.get()) {
+                noise::clear_cookie(response.headers_mut(), name, secure);
             }
             Ok(response)
         }))
@@ -662,6 +676,11 @@ impl<H: SignIn> Login<H> {
         // Out of range only for a nonsensical `iat`, which the checks refuse; kept the longest, then.
         let until = time::OffsetDateTime::from_unix_timestamp(accepted_until)
             .unwrap_or_else(|_| time::OffsetDateTime::now_utc() + signin_auth::SECURITY_EVENT_MAX_AGE);
+        self.claim_once(key, until).await
+    }
+
+    /// Claims `key` until `until` in the used-token store every instance shares: whether this was its first use.
+    async fn claim_once(&self, key: &str, until: time::OffsetDateTime) -> Result<bool, signin_session::BoxError> {
         self.inner.used_tokens.first_use(key, until).await
     }
 

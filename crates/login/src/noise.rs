@@ -104,16 +104,40 @@ pub(crate) fn clear_cookie(headers: &mut HeaderMap, name: &str, secure: bool) {
     if sets_its_own {
         return;
     }
+    headers.append(SET_COOKIE, removal(name, secure));
+}
+
+/// The removal of the session cookie, with the attributes it was set with (`Path=/`, `HttpOnly`, `SameSite=Lax`,
+/// `Secure` over https), so that a browser honours it for a `__Host-` name.
+fn removal(name: &str, secure: bool) -> HeaderValue {
     let removal = Cookie::build((name.to_owned(), ""))
         .path("/")
         .http_only(true)
         .secure(secure)
         .same_site(SameSite::Lax)
         .max_age(cookie::time::Duration::ZERO)
+        .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
         .build();
-    if let Ok(value) = HeaderValue::from_str(&removal.to_string()) {
+    HeaderValue::from_str(&removal.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Rewrites every removal of the session cookie in a response as [`removal`] makes it.
+pub(crate) fn secure_removals(headers: &mut HeaderMap, name: &str, secure: bool) {
+    let is_removal = |value: &HeaderValue| {
+        value.to_str().ok().and_then(|value| Cookie::parse(value).ok()).is_some_and(|cookie| {
+            cookie.name() == name && cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative())
+        })
+    };
+    if !headers.get_all(SET_COOKIE).iter().any(is_removal) {
+        return;
+    }
+    let kept: Vec<HeaderValue> =
+        headers.get_all(SET_COOKIE).iter().filter(|value| !is_removal(value)).cloned().collect();
+    headers.remove(SET_COOKIE);
+    for value in kept {
         headers.append(SET_COOKIE, value);
     }
+    headers.append(SET_COOKIE, removal(name, secure));
 }
 
 /// A refused request that any passer-by can send (a callback with no sign-in under way, a forged sign-out, …).

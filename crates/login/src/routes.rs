@@ -151,7 +151,10 @@ async fn finish<H: SignIn>(
         // This browser has sign-ins under way, and the callback names none of them.
         Taken::Other => return Err(signin_auth::AuthError::StateMismatch.into()),
         Taken::Invalid => return Err(LoginError::BadAttempt),
+        // Begun in another browser: planted, perhaps by a sibling subdomain. The provider is not asked.
+        Taken::OtherBrowser => return Err(LoginError::OtherBrowser),
     };
+    let claim = attempt_claim(entry.flow.provider().issuer(), pending.state());
     let signed_in = match entry.flow.complete(pending, callback).await {
         Ok(signed_in) => signed_in,
         Err(err) => {
@@ -161,6 +164,20 @@ async fn finish<H: SignIn>(
             return Err(err.into());
         }
     };
+    // Once only, on every instance: a provider that redeems a code twice (buggy, hostile or misconfigured), or
+    // someone holding the callback URL and a copy of the attempt cookie, gets no second session. Claimed only now
+    // that the provider answered with a verified token, so that callbacks with made-up codes write nothing; and
+    // before the hook, so that a replay writes no user row either.
+    let claim_until = time::OffsetDateTime::now_utc()
+        + login.sessions().login_settings().pending_login
+        + entry.flow.provider().clock_leeway();
+    let first = login
+        .claim_once(&claim, claim_until)
+        .await
+        .map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
+    if !first {
+        return Err(LoginError::Replayed);
+    }
     if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
         return Err(LoginError::DomainRefused(why));
     }
@@ -196,6 +213,16 @@ async fn finish<H: SignIn>(
     Ok(see_other(&sessions.url(next.as_ref())))
 }
 
+/// The used-token record that completes an attempt once: the issuer and the full hash of the attempt's `state`
+/// (the state itself never leaves the browser's cookie and the provider's redirect).
+fn attempt_claim(issuer: &str, state: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(state.as_bytes()));
+    // The hash first: a key longer than the table's is cut at its end.
+    format!("attempt {hash} {issuer}")
+}
+
 /// The sign-out form: just the CSRF token the page put in it.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LogoutForm {
@@ -205,15 +232,14 @@ pub(crate) struct LogoutForm {
 
 /// A request from a page of another site: the browser says so in `Sec-Fetch-Site`, or its `Origin` is not ours.
 ///
-/// `Origin: null` proves nothing either way: browsers send it on every POST from a page whose referrer policy is
-/// `no-referrer`. The CSRF token is checked in every case; this is the second line.
+/// `Origin: null` counts as another site: browsers send it from sandboxed frames, `data:` pages and cross-origin
+/// redirects, and from a page of ours only when its referrer policy is `no-referrer` (the pages of a site behind
+/// this crate use `same-origin`, so that their own posts name the origin). The CSRF token is checked in every
+/// case; this is the second line.
 pub(crate) fn from_another_site(headers: &HeaderMap, our_origin: &str) -> bool {
     let fetch_site =
         headers.get("sec-fetch-site").is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
-    let origin = headers.get(header::ORIGIN).is_some_and(|origin| {
-        let origin = origin.as_bytes();
-        origin != b"null" && origin != our_origin.as_bytes()
-    });
+    let origin = headers.get(header::ORIGIN).is_some_and(|origin| origin.as_bytes() != our_origin.as_bytes());
     fetch_site || origin
 }
 
@@ -278,16 +304,25 @@ mod tests {
     }
 
     #[test]
-    fn our_own_pages_pass_even_with_a_null_origin() {
+    fn our_own_pages_pass() {
         let ours = "https://login.example.com";
         for pairs in [
             &[][..],
             &[("origin", "https://login.example.com")],
-            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
-            &[("origin", "null")],
+            &[("origin", "https://login.example.com"), ("sec-fetch-site", "same-origin")],
+            &[("sec-fetch-site", "none")],
         ] {
             assert!(!from_another_site(&headers(pairs), ours), "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn attempt_claims_name_the_issuer_and_hide_the_state() {
+        let claim = attempt_claim("https://idp.example", "the-state");
+        assert!(claim.starts_with("attempt ") && claim.ends_with(" https://idp.example"), "{claim}");
+        assert!(!claim.contains("the-state"), "{claim}");
+        assert_ne!(claim, attempt_claim("https://other.example", "the-state"));
+        assert_eq!(claim.len(), "attempt  https://idp.example".len() + 43, "{claim}");
     }
 
     #[test]
@@ -298,6 +333,8 @@ mod tests {
             &[("origin", "null"), ("sec-fetch-site", "cross-site")],
             &[("origin", "https://a.example.com"), ("sec-fetch-site", "same-site")],
             &[("origin", "https://evil.example"), ("sec-fetch-site", "same-origin")],
+            &[("origin", "null")],
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
         ] {
             assert!(from_another_site(&headers(pairs), ours), "{pairs:?}");
         }

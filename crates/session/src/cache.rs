@@ -221,6 +221,11 @@ struct Shared {
     /// When each recently dropped session was dropped, by [`Shared::epoch`]: a load that began before that must not
     /// put what it read into the cache. Entries older than [`Shared::drop_window`] no longer count.
     dropped: Cache<Id, Dropped, UnitWeighter>,
+    /// Ids the store was recently asked for and did not have (a dead or made-up cookie), with when that was found
+    /// (nanoseconds after [`Shared::started`]): asked again only after the coherence bound, so that a browser that
+    /// keeps sending a dead cookie does not cost a database read per request. Session ids are random and made by
+    /// the store, so an absent id does not come into being later; a create or a change of it drops it here anyway.
+    absent: Cache<Id, u64, UnitWeighter>,
     /// Long enough to outlast any load that began before a drop (a request is cut off after 30 s by default).
     drop_window: Duration,
     /// [`REVALIDATE_AFTER`], in nanoseconds (shorter in tests).
@@ -266,12 +271,15 @@ impl<S> CachedStore<S> {
         let cache = Cache::with_weighter(expected, settings.max_bytes.max(1), SessionWeight { floor });
         let dropped_cap = settings.max_entries.clamp(1024, 1 << 20);
         let dropped = Cache::with_weighter(usize::try_from(dropped_cap).unwrap_or(1024), dropped_cap, UnitWeighter);
+        let absent_cap = settings.max_entries.clamp(1024, 1 << 16);
+        let absent = Cache::with_weighter(usize::try_from(absent_cap).unwrap_or(1024), absent_cap, UnitWeighter);
         let drop_window = settings.coherence.saturating_mul(4).max(Duration::from_secs(60));
         let shared = Shared {
             settings,
             feed,
             cache,
             dropped,
+            absent,
             drop_window,
             revalidate_after: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
             epoch: AtomicU64::new(0),
@@ -309,6 +317,7 @@ impl<S> CachedStore<S> {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.dropped.insert(*id, Dropped { epoch, at: self.nanos(Instant::now()) });
         self.shared.cache.remove(id);
+        self.shared.absent.remove(id);
     }
 
     /// Drops every cached session, and keeps loads that began before from putting any back.
@@ -316,6 +325,20 @@ impl<S> CachedStore<S> {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.dropped_all.store(epoch, Ordering::SeqCst);
         self.shared.cache.clear();
+        self.shared.absent.clear();
+    }
+
+    /// Whether `id` was found absent from the store less than the coherence bound ago.
+    fn known_absent(&self, id: &Id) -> bool {
+        let bound = u64::try_from(self.shared.settings.coherence.as_nanos()).unwrap_or(u64::MAX);
+        match self.shared.absent.get(id) {
+            Some(at) if self.nanos(Instant::now()).saturating_sub(at) < bound => true,
+            Some(_) => {
+                self.shared.absent.remove(id);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Caches a record read (or written) while the drop counter stood at `epoch`, unless it was dropped since.
@@ -422,6 +445,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         self.inner.create(record).await?;
+        self.shared.absent.remove(&record.id);
         if self.fresh() {
             self.remember(record, epoch);
         }
@@ -448,15 +472,22 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
             }
             self.shared.cache.remove(session_id);
         }
+        if self.fresh() && self.known_absent(session_id) {
+            self.shared.hits.increment(1);
+            return Ok(None);
+        }
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         if self.shared.settings.active() {
             self.shared.misses.increment(1);
         }
         let loaded = self.inner.load(session_id).await?;
-        if let Some(record) = &loaded
-            && self.fresh()
-        {
-            self.remember(record, epoch);
+        match &loaded {
+            Some(record) if self.fresh() => self.remember(record, epoch),
+            // Unless a change of it arrived meanwhile (the epoch moved): then the store is asked next time.
+            None if self.fresh() && self.shared.epoch.load(Ordering::SeqCst) == epoch => {
+                self.shared.absent.insert(*session_id, self.nanos(Instant::now()));
+            }
+            _ => {}
         }
         Ok(loaded)
     }

@@ -41,6 +41,12 @@ impl UsedTokens for MySqlUsedTokens {
     async fn first_use(&self, key: &str, until: OffsetDateTime) -> Result<bool, BoxError> {
         let key: String = key.chars().take(MAX_USED_TOKEN_KEY).collect();
         let until = until.to_offset(time::UtcOffset::UTC);
+        // A record past its time no longer counts, swept or not: it goes first, then the claim is an insert that
+        // exactly one of any number of concurrent claims wins.
+        sqlx::query("DELETE FROM used_tokens WHERE id = ? AND until < UTC_TIMESTAMP(6)")
+            .bind(&key)
+            .execute(&self.pool)
+            .await?;
         let inserted = sqlx::query("INSERT IGNORE INTO used_tokens (id, until) VALUES (?, ?)")
             .bind(&key)
             .bind(time::PrimitiveDateTime::new(until.date(), until.time()))
@@ -75,7 +81,14 @@ impl UsedTokens for MemoryUsedTokens {
         let mut used = self.used.lock().map_err(|_| "poisoned")?;
         let now = OffsetDateTime::now_utc();
         used.retain(|_, until| *until >= now);
-        Ok(used.insert(key.to_owned(), until).is_none())
+        // A refused claim leaves the record as it was: it does not extend it.
+        match used.entry(key.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(until);
+                Ok(true)
+            }
+        }
     }
 
     async fn release(&self, key: &str) -> Result<(), BoxError> {

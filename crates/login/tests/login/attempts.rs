@@ -63,11 +63,11 @@ async fn a_further_attempt_beyond_the_cap_drops_the_oldest() {
     let mut started = Vec::new();
     for n in 0..5 {
         let attempt = browser.start(&site, &format!("/login?next=/{n}")).await;
-        assert_eq!(attempt.reply.set_cookies().len(), 1, "attempt {n} drops nothing");
+        assert_eq!(attempt.reply.attempt_cookies().len(), 1, "attempt {n} drops nothing");
         started.push(attempt);
     }
     let sixth = browser.start(&site, "/login?next=/5").await;
-    let set = sixth.reply.set_cookies();
+    let set = sixth.reply.attempt_cookies();
     assert_eq!(set.len(), 2, "the new attempt and the removal of the oldest: {set:?}");
     let removed: Vec<_> = set.iter().filter(|c| c.is_removal()).collect();
     assert_eq!(removed.len(), 1, "{set:?}");
@@ -132,7 +132,7 @@ async fn an_attempt_sealed_with_another_key_gives_400() {
     let site = Site::new();
     let other = Site::new();
     let started = other.start("/login", None).await;
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     assert_expired(&reply, &started);
     assert!(site.idp.redeemed().is_empty());
 }
@@ -144,14 +144,14 @@ async fn a_rotated_key_still_opens_the_attempts_it_sealed() {
     let before = Site::with(Options { keys: vec![old.clone()], ..Options::default() });
     let after = Site::with(Options { keys: vec![new.clone(), old.clone()], ..Options::default() });
     let started = before.start("/login?next=%2Fnotes", None).await;
-    let reply = after.get(&started.callback(&after.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = after.get(&started.callback(&after.idp.good_code()), Some(&started.cookies())).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.location(), "/notes");
     assert!(reply.session_cookie().is_some());
 
     // New attempts are sealed with the new key: a site that only has the old one cannot open them.
     let started = after.start("/login", None).await;
-    let reply = before.get(&started.callback(&before.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = before.get(&started.callback(&before.idp.good_code()), Some(&started.cookies())).await;
     assert_expired(&reply, &started);
 }
 
@@ -171,7 +171,7 @@ async fn an_expired_attempt_gives_400() {
     let started = site.start("/login", None).await;
     assert_eq!(started.cookie.max_age(), Some(1));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     let page = reply.assert_page(StatusCode::BAD_REQUEST, "Sign-in failed");
     assert!(page.message.contains("took too long"), "{page:?}");
     assert!(reply.set_cookie(&started.cookie.name).expect("cleared").is_removal());
@@ -189,13 +189,13 @@ async fn a_callback_without_its_attempt_cookie_gives_400() {
 
     // Another attempt's cookie is no substitute: a link that names none of the browser's attempts is stale.
     let other = site.start("/login", None).await;
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&other.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&other.cookies())).await;
     let page = reply.assert_page(StatusCode::BAD_REQUEST, "Sign-in failed");
     assert!(page.message.contains("no longer valid"), "{page:?}");
     assert!(reply.set_cookies().is_empty(), "the other attempt is left alone");
 
     // Nor is a callback without a state, with or without attempts under way.
-    let reply = site.get("/login/callback?code=good-x", Some(&started.cookie.pair())).await;
+    let reply = site.get("/login/callback?code=good-x", Some(&started.cookies())).await;
     reply.assert_page(StatusCode::BAD_REQUEST, "Sign-in failed");
     assert!(reply.set_cookies().is_empty());
     let reply = site.get("/login/callback?code=good-x", None).await;
@@ -236,7 +236,7 @@ async fn a_replayed_callback_does_not_sign_in_again() {
 async fn a_refused_code_gives_400() {
     let site = Site::new();
     let started = site.start("/login", None).await;
-    let reply = site.get(&started.callback("bad-code"), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback("bad-code"), Some(&started.cookies())).await;
     reply.assert_page(StatusCode::BAD_REQUEST, "Sign-in failed");
     assert!(reply.set_cookie(&started.cookie.name).expect("cleared").is_removal());
     assert!(site.store.is_untouched().await);

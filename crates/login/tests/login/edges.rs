@@ -17,7 +17,7 @@ async fn a_session_store_that_fails_to_save_the_sign_in_gives_503() {
     let started = site.start("/login", None).await;
     site.store.set_down(true);
 
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
 
     reply.assert_page(StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable");
     assert!(reply.session_cookie().is_none_or(|c| c.is_removal()), "no session for the browser");
@@ -74,7 +74,7 @@ async fn a_stored_user_of_another_shape_does_not_lock_the_person_out() {
     let started = site.start("/login", None).await;
     let callback = started.callback(&site.idp.good_code());
     let response = other_app
-        .oneshot(request(Method::GET, &callback, Some(&started.cookie.pair()), &[], Body::empty()))
+        .oneshot(request(Method::GET, &callback, Some(&started.cookies()), &[], Body::empty()))
         .await
         .expect("infallible");
     let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie");
@@ -83,8 +83,7 @@ async fn a_stored_user_of_another_shape_does_not_lock_the_person_out() {
     // Here that user does not read as ours: signed out, and /login starts a sign-in instead of bouncing back.
     assert_eq!(site.get("/me", Some(&cookie)).await.status, StatusCode::SEE_OTHER);
     let again = site.start("/login?next=/me", Some(&cookie)).await;
-    let reply =
-        site.get(&again.callback(&site.idp.good_code()), Some(&format!("{cookie}; {}", again.cookie.pair()))).await;
+    let reply = site.get(&again.callback(&site.idp.good_code()), Some(&format!("{cookie}; {}", again.cookies()))).await;
     assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/me"));
     let signed_in = reply.session_cookie().expect("a new session").pair();
     assert_eq!(site.get("/me", Some(&signed_in)).await.status, StatusCode::OK);
@@ -98,7 +97,7 @@ async fn an_attempt_of_another_deployment_with_the_same_key_does_not_open() {
     let production = Options { public_url: "https://example.com", keys: vec![key], ..Options::default() }.build();
     let started = staging.start("/login", None).await;
 
-    let reply = production.get(&started.callback(&production.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = production.get(&started.callback(&production.idp.good_code()), Some(&started.cookies())).await;
 
     reply.assert_page(StatusCode::BAD_REQUEST, "Sign-in expired");
     assert!(production.idp.redeemed().is_empty(), "the code never reaches the provider");
@@ -111,7 +110,7 @@ async fn a_next_too_long_for_a_cookie_falls_back_to_the_root() {
     let next = format!("/{}", "%22".repeat(1500));
 
     let started = site.start(&format!("/login?next={next}"), None).await;
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
 
     assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/"));
 }
@@ -122,7 +121,7 @@ async fn a_junk_copy_of_an_attempt_cookie_does_not_hide_the_real_one() {
     let started = site.start("/login?next=/notes", None).await;
     let junk = format!("{}=planted-junk", started.cookie.name);
 
-    for cookies in [format!("{junk}; {}", started.cookie.pair()), format!("{}; {junk}", started.cookie.pair())] {
+    for cookies in [format!("{junk}; {}", started.cookies()), format!("{}; {junk}", started.cookies())] {
         let again = site.start("/login?next=/notes", Some(&cookies)).await;
         assert!(
             !again.reply.set_cookies().iter().any(|c| c.name == started.cookie.name && c.is_removal()),
@@ -130,7 +129,7 @@ async fn a_junk_copy_of_an_attempt_cookie_does_not_hide_the_real_one() {
             again.reply.set_cookies()
         );
     }
-    let cookies = format!("{junk}; {}", started.cookie.pair());
+    let cookies = format!("{junk}; {}", started.cookies());
     let reply = site.get(&started.callback(&site.idp.good_code()), Some(&cookies)).await;
     assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/notes"));
 }
@@ -140,7 +139,7 @@ async fn a_non_ascii_next_comes_back_percent_encoded() {
     let site = Site::new();
     let started = site.start("/login?next=/caf%C3%A9", None).await;
 
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
 
     assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/caf%C3%A9"));
 }
@@ -165,7 +164,7 @@ async fn oversized_callback_parameters_get_400_and_never_reach_the_provider() {
         let started = site.start("/login", None).await;
         let uri = format!("/login/callback?code={code}&state={state}");
 
-        let reply = site.get(&uri, Some(&started.cookie.pair())).await;
+        let reply = site.get(&uri, Some(&started.cookies())).await;
 
         reply.assert_page(StatusCode::BAD_REQUEST, "Bad request");
     }

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use signin_login::Claims;
 use tower_sessions::session::Id;
 
-use crate::support::{ATTEMPT_PREFIX, FakeIdp, Hook, Options, Ping, SESSION_COOKIE, Site};
+use crate::support::{ATTEMPT_PREFIX, BINDING_COOKIE, FakeIdp, Hook, Options, Ping, SESSION_COOKIE, Site};
 
 #[tokio::test]
 async fn a_full_sign_in_sets_the_session_and_clears_the_attempt() {
@@ -18,7 +18,14 @@ async fn a_full_sign_in_sets_the_session_and_clears_the_attempt() {
     }
     assert_ne!(started.state(), started.param("nonce"));
     let set = started.reply.set_cookies();
-    assert_eq!(set.len(), 1, "only the attempt cookie: {set:?}");
+    assert_eq!(set.len(), 2, "only the attempt cookie and the browser's binding: {set:?}");
+    // The binding: `__Host-` (no sibling subdomain can set it), so `Path=/` and `Secure`, and no `Domain`.
+    let binding = &started.binding;
+    assert_eq!(binding.name, BINDING_COOKIE);
+    assert_eq!(binding.attribute("path"), Some("/"));
+    assert!(binding.has("secure") && binding.has("httponly") && !binding.has("domain"), "{binding:?}");
+    assert_eq!(binding.attribute("samesite"), Some("Lax"));
+    assert_eq!(binding.value.len(), 43, "32 random bytes");
     let attempt = &started.cookie;
     let suffix = attempt.name.strip_prefix(ATTEMPT_PREFIX).expect("named <session cookie>_login_<...>");
     assert!(!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -37,7 +44,7 @@ async fn a_full_sign_in_sets_the_session_and_clears_the_attempt() {
 
     // The provider sends the browser back with a code and the state.
     let code = site.idp.good_code();
-    let back = site.get(&started.callback(&code), Some(&attempt.pair())).await;
+    let back = site.get(&started.callback(&code), Some(&started.cookies())).await;
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
     assert_eq!(back.location(), "/notes");
     let session = back.session_cookie().expect("a session cookie");
@@ -69,7 +76,7 @@ async fn a_plain_http_site_sets_no_secure_cookies() {
     let started = site.start("/login", None).await;
     assert!(!started.cookie.has("secure"), "{:?}", started.cookie);
     assert_eq!(started.cookie.attribute("path"), Some("/login"));
-    let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     assert_eq!(back.location(), "/", "no next: home");
     let session = back.session_cookie().expect("a session cookie");
     assert!(!session.has("secure"), "{session:?}");
@@ -87,7 +94,7 @@ async fn next_must_be_a_local_path() {
         ("%2Fnotes%3Fpage%3D2", "/notes?page=2"),
     ] {
         let started = site.start(&format!("/login?next={next}"), None).await;
-        let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+        let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
         assert_eq!(back.status, StatusCode::SEE_OTHER, "{next}: {}", back.body);
         assert_eq!(back.location(), expected, "{next}");
     }
@@ -115,7 +122,7 @@ async fn under_a_path_prefix_every_path_carries_it() {
     // The proxy strips the prefix: the router sees `/login`, every path it hands out carries `/auth`.
     let started = site.start("/login?next=%2Fnotes", None).await;
     assert_eq!(started.cookie.attribute("path"), Some("/auth/login"));
-    let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
     assert_eq!(back.location(), "/auth/notes");
     let cleared = back.set_cookie(&started.cookie.name).expect("cleared");
@@ -134,7 +141,7 @@ async fn under_a_path_prefix_every_path_carries_it() {
 async fn sign_in_with(hook: Hook) -> (Site, crate::support::Reply) {
     let site = Site::with(Options { hook, ..Options::default() });
     let started = site.start("/login", None).await;
-    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     let cleared = reply.set_cookie(&started.cookie.name).expect("the attempt cookie is cleared");
     assert!(cleared.is_removal());
     (site, reply)
@@ -177,7 +184,7 @@ async fn a_cancelled_sign_in_shows_the_login_page() {
     let site = Site::new();
     let started = site.start("/login", None).await;
     let uri = format!("/login/callback?error=access_denied&error_description=%3Cb%3Enope&state={}", started.state());
-    let reply = site.get(&uri, Some(&started.cookie.pair())).await;
+    let reply = site.get(&uri, Some(&started.cookies())).await;
     let page = reply.assert_page(StatusCode::FORBIDDEN, "Sign-in cancelled");
     assert!(page.show_login);
     assert!(!reply.body.contains("nope"), "error_description is never shown");
@@ -224,7 +231,7 @@ async fn a_provider_outage_at_the_callback_gives_502_and_the_next_login_checks_a
     let site = Site::new();
     let started = site.start("/login", None).await;
     assert_eq!(site.idp.pings(), 1);
-    let reply = site.get(&started.callback("outage"), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback("outage"), Some(&started.cookies())).await;
     reply.assert_page(StatusCode::BAD_GATEWAY, "Sign-in provider error");
     assert!(reply.set_cookie(&started.cookie.name).expect("cleared").is_removal());
     assert!(reply.session_cookie().is_none());
@@ -265,7 +272,7 @@ async fn an_account_outside_the_hosted_domains_gets_403_naming_them_and_no_sessi
     let site = Site::with(Options { hosted_domains: vec!["example.com".into()], ..Options::default() });
 
     let started = site.start("/login", None).await;
-    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
 
     let page = refused.assert_page(StatusCode::FORBIDDEN, "Sign-in refused");
     assert!(page.message.contains("accepts accounts from example.com"), "{}", page.message);
@@ -274,7 +281,7 @@ async fn an_account_outside_the_hosted_domains_gets_403_naming_them_and_no_sessi
 
     site.idp.set_hd(Some("example.com"));
     let started = site.start("/login", None).await;
-    let accepted = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let accepted = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
     assert_eq!(accepted.status, StatusCode::SEE_OTHER, "a Workspace account of the domain signs in");
 }
 
@@ -283,7 +290,7 @@ async fn an_email_outside_the_email_domains_gets_403() {
     let site = Site::with(Options { email_domains: vec!["example.org".into()], ..Options::default() });
 
     let started = site.start("/login", None).await;
-    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookie.pair())).await;
+    let refused = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
 
     let page = refused.assert_page(StatusCode::FORBIDDEN, "Sign-in refused");
     assert!(page.message.contains("example.org"), "{}", page.message);

@@ -36,10 +36,14 @@ async fn logout_ends_the_session_on_the_server() {
     let removal = reply.set_cookie(SESSION_COOKIE).expect("the session cookie is removed");
     assert!(removal.is_removal(), "{removal:?}");
     assert_eq!(removal.attribute("path"), Some("/"));
+    // A browser ignores a `__Host-` cookie set without these, removal or not (RFC 6265bis §4.1.3.2).
+    assert!(removal.has("secure") && !removal.has("domain"), "{removal:?}");
+    assert_eq!(reply.set_cookies().iter().filter(|c| c.name == SESSION_COOKIE).count(), 1, "one removal");
     assert!(site.store.records().await.is_empty(), "the record is deleted");
 
-    // A copy of the old cookie is dead.
+    // A copy of the old cookie is dead, and the browser is told to drop it again.
     let me = site.get("/me", Some(&session)).await;
+    assert!(me.set_cookie(SESSION_COOKIE).is_some_and(|c| c.is_removal() && c.has("secure")), "{:?}", me.headers);
     assert_eq!(me.status, StatusCode::SEE_OTHER);
     assert_eq!(me.location(), "/login?next=%2Fme");
     let maybe = site.get("/maybe", Some(&session)).await;
@@ -72,11 +76,15 @@ async fn logout_from_another_site_is_refused_even_with_the_token() {
 }
 
 #[tokio::test]
-async fn logout_with_a_null_origin_and_the_token_works() {
+async fn logout_with_a_null_origin_is_refused_even_with_the_token() {
+    // Sandboxed frames, data: pages and cross-origin redirects send `Origin: null`; our own pages name the origin.
     let (site, session, token) = signed_in().await;
-    let reply = site.logout(Some(&session), Some(&token), &[("origin", "null")]).await;
+    assert_refused(&site.logout(Some(&session), Some(&token), &[("origin", "null")]).await);
+    let same_origin = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+    assert_refused(&site.logout(Some(&session), Some(&token), &same_origin).await);
+    assert_still_signed_in(&site, &session).await;
+    let reply = site.logout(Some(&session), Some(&token), &[("origin", "https://example.com")]).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    assert_eq!(reply.location(), "/");
     assert!(site.store.records().await.is_empty());
 }
 
@@ -120,7 +128,7 @@ async fn after_a_sign_out_the_next_sign_in_asks_the_provider_to_let_the_person_c
     assert_eq!(prompt_of(&again).as_deref(), Some("login"), "the provider is asked to let the person choose");
     let started = crate::support::Started::from(again);
     let back = site
-        .get(&started.callback(&site.idp.good_code()), Some(&format!("{}; {}", started.cookie.pair(), marker.pair())))
+        .get(&started.callback(&site.idp.good_code()), Some(&format!("{}; {}", started.cookies(), marker.pair())))
         .await;
     assert_eq!(back.status, StatusCode::SEE_OTHER);
     assert!(

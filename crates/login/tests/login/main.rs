@@ -5,6 +5,8 @@
 //!   outages and `login_hint`.
 //! - `extractors`: what `CurrentUser`, `MaybeUser` and `CsrfToken` answer for signed-out requests.
 //! - `attempts`: the attempt cookies: parallel attempts, the cap, tampering, keys, expiry, replays.
+//! - `once`: a sign-in completes once (a replay that the provider redeems again, on two instances, concurrently),
+//!   from the browser that began it (attempt cookies copied into another browser).
 //! - `logout`: sign-out and its CSRF checks.
 //! - `config`: settings that cannot work are refused at start-up.
 //! - `providers`: several providers on one site, each at its own paths; the mix-up defence.
@@ -21,5 +23,6 @@ mod extractors;
 mod flow;
 mod logout;
 mod mine;
+mod once;
 mod providers;
 mod support;

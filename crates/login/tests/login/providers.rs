@@ -37,7 +37,7 @@ async fn each_provider_signs_in_at_its_own_paths_and_the_main_one_keeps_login() 
     assert_eq!(started.cookie.attribute("path"), Some("/login"), "one cookie path covers every provider");
 
     let reply =
-        site.get(&started.callback_at("/login/corp/callback", &corp.good_code()), Some(&started.cookie.pair())).await;
+        site.get(&started.callback_at("/login/corp/callback", &corp.good_code()), Some(&started.cookies())).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.location(), "/notes");
     assert_eq!(corp.redeemed().len(), 1, "corp redeemed its code");
@@ -65,7 +65,7 @@ async fn an_attempt_begun_with_one_provider_is_refused_at_another_providers_call
     // it obtained from the honest one).
     let started = site.start("/login", None).await;
     let code = site.idp.good_code();
-    let reply = site.get(&started.callback_at("/login/corp/callback", &code), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback_at("/login/corp/callback", &code), Some(&started.cookies())).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("different provider"), "{}", reply.body);
     assert!(reply.session_cookie().is_none(), "no session");
@@ -73,7 +73,7 @@ async fn an_attempt_begun_with_one_provider_is_refused_at_another_providers_call
 
     // And the other way round.
     let started = site.start("/login/corp", None).await;
-    let reply = site.get(&started.callback(&corp.good_code()), Some(&started.cookie.pair())).await;
+    let reply = site.get(&started.callback(&corp.good_code()), Some(&started.cookies())).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("different provider"), "{}", reply.body);
 

@@ -17,7 +17,7 @@ use sha2::Digest as _;
 use signin_auth::{AuthError, AuthorizationRequest};
 use signin_login::{
     ActiveSession, Api, Claims, CsrfToken, CurrentUser, ErrorPage, Login, LoginSettings, MaybeUser, MemoryDirectory,
-    MySessions, Provider, SessionSettings, SessionStore, Sessions, SignIn, SignInError, SignedIn, Tokens,
+    MySessions, Provider, SessionSettings, SessionStore, Sessions, SignIn, SignInError, SignedIn, Tokens, UsedTokens,
 };
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
@@ -33,6 +33,10 @@ pub const SESSION_COOKIE: &str = "__Host-signin_session";
 pub const BASE_NAME: &str = "signin_session";
 /// The prefix of every attempt cookie's name on https.
 pub const ATTEMPT_PREFIX: &str = "__Secure-signin_session_login_";
+/// The cookie that binds attempts to the browser (`__Host-`: no sibling subdomain can set it).
+pub const BINDING_COOKIE: &str = "__Host-signin_session_browser";
+/// Its name over plain http.
+pub const PLAIN_BINDING_COOKIE: &str = "signin_session_browser";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The fake provider.
@@ -161,7 +165,9 @@ impl Provider for FakeIdp {
         if code == "outage" {
             return Err(AuthError::ProviderUnavailable { reason: "the fake provider is down".into(), source: None });
         }
-        let fresh = code.starts_with("good") && self.used.lock().expect("used lock").insert(code.to_owned());
+        // `again…` codes redeem every time: a buggy or hostile provider that redeems a code twice.
+        let fresh = code.starts_with("again")
+            || (code.starts_with("good") && self.used.lock().expect("used lock").insert(code.to_owned()));
         if !fresh {
             return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
         }
@@ -191,8 +197,13 @@ impl Provider for FakeIdp {
 pub enum Hook {
     Keep,
     Refuse(&'static str),
-    Invalid { title: &'static str, message: &'static str },
+    Invalid {
+        title: &'static str,
+        message: &'static str,
+    },
     Unavailable,
+    /// Keeps the claims and counts its calls (each would write the user's row).
+    Counting(Arc<AtomicUsize>),
 }
 
 impl SignIn for Hook {
@@ -206,6 +217,10 @@ impl SignIn for Hook {
                 Err(SignInError::Invalid { title: (*title).into(), message: (*message).into() })
             }
             Self::Unavailable => Err(SignInError::Unavailable("the user database is down".into())),
+            Self::Counting(calls) => {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(signed_in.claims.clone())
+            }
         }
     }
 }
@@ -297,6 +312,8 @@ pub struct Options {
     pub email_domains: Vec<String>,
     /// Keep a directory of each person's sessions.
     pub directory: bool,
+    /// The used-token store, when several sites (instances) share one.
+    pub used_tokens: Option<Arc<dyn UsedTokens>>,
 }
 
 impl Default for Options {
@@ -309,6 +326,7 @@ impl Default for Options {
             hosted_domains: Vec::new(),
             email_domains: Vec::new(),
             directory: false,
+            used_tokens: None,
         }
     }
 }
@@ -337,6 +355,10 @@ impl Options {
         let sessions = self.sessions();
         let idp = FakeIdp::new();
         let login = Login::new(sessions.clone(), idp.clone(), self.hook).expect("a login with a key");
+        let login = match self.used_tokens {
+            Some(used) => login.with_used_tokens(used).expect("before any clone"),
+            None => login,
+        };
         let store = Store::default();
         let layer = if self.directory {
             sessions.layer_with_directory(store.clone(), Arc::new(MemoryDirectory::default()))
@@ -431,7 +453,7 @@ impl Site {
     /// A whole sign-in with a fresh good code; returns the session cookie (`name=value`).
     pub async fn sign_in(&self) -> String {
         let started = self.start("/login", None).await;
-        let reply = self.get(&started.callback(&self.idp.good_code()), Some(&started.cookie.pair())).await;
+        let reply = self.get(&started.callback(&self.idp.good_code()), Some(&started.cookies())).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         reply.session_cookie().expect("a session cookie").pair()
     }
@@ -580,6 +602,8 @@ pub struct Started {
     pub url: Url,
     pub query: HashMap<String, String>,
     pub cookie: SetCookie,
+    /// The browser's binding cookie, as `/login` set it (again).
+    pub binding: SetCookie,
 }
 
 impl Started {
@@ -592,7 +616,14 @@ impl Started {
         let mut new: Vec<SetCookie> = reply.attempt_cookies().into_iter().filter(|c| !c.is_removal()).collect();
         assert_eq!(new.len(), 1, "exactly one new attempt cookie: {new:?}");
         let cookie = new.pop().expect("one cookie");
-        Self { reply, url, query, cookie }
+        let binding = reply.set_cookie(BINDING_COOKIE).or_else(|| reply.set_cookie(PLAIN_BINDING_COOKIE));
+        let binding = binding.expect("the browser's binding cookie");
+        Self { reply, url, query, cookie, binding }
+    }
+
+    /// The cookies the browser that began it sends to the callback: the attempt and the binding.
+    pub fn cookies(&self) -> String {
+        format!("{}; {}", self.cookie.pair(), self.binding.pair())
     }
 
     pub fn param(&self, name: &str) -> &str {

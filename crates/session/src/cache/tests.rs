@@ -305,3 +305,51 @@ async fn the_cache_keeps_no_more_bytes_than_allowed() {
     assert!(a.cached_sessions() <= 16, "{} cached", a.cached_sessions());
     assert!(a.cached_sessions() >= 1, "it still caches what fits");
 }
+
+#[tokio::test]
+async fn an_id_the_store_does_not_have_is_asked_for_once_per_coherence_bound() {
+    let (store, _, a, _) = instances(settings()).await;
+    let dead = Id::default();
+    for _ in 0..100 {
+        assert_eq!(value(&a, &dead).await, None);
+    }
+    assert_eq!(store.loads(), 1, "a dead cookie costs one read, not one per request");
+
+    tokio::time::sleep(settings().coherence + Duration::from_millis(50)).await;
+    a.read_feed().await;
+    assert_eq!(value(&a, &dead).await, None);
+    assert_eq!(store.loads(), 2, "asked again once the bound has passed");
+
+    // Should the id come into being here, it is served at once.
+    let mut rec = Record { id: dead, ..record("v1", time::Duration::hours(1)) };
+    a.create(&mut rec).await.expect("created");
+    assert_eq!(rec.id, dead);
+    assert_eq!(value(&a, &dead).await.as_deref(), Some("v1"));
+}
+
+#[tokio::test]
+async fn a_change_elsewhere_ends_what_an_instance_knew_to_be_absent() {
+    let (store, _, a, b) = instances(settings()).await;
+    let id = Id::default();
+    assert_eq!(value(&b, &id).await, None);
+    let mut rec = Record { id, ..record("v1", time::Duration::hours(1)) };
+    a.create(&mut rec).await.expect("created");
+    a.save(&rec).await.expect("saved, and published");
+    b.read_feed().await;
+    let loads = store.loads();
+    assert_eq!(value(&b, &id).await.as_deref(), Some("v1"), "B asks the store again");
+    assert_eq!(store.loads(), loads + 1);
+}
+
+#[tokio::test]
+async fn absence_is_not_remembered_while_the_feed_cannot_be_read() {
+    let (store, feed, a, _) = instances(settings()).await;
+    feed.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(settings().coherence + Duration::from_millis(50)).await;
+    a.read_feed().await;
+    let dead = Id::default();
+    for _ in 0..3 {
+        assert_eq!(value(&a, &dead).await, None);
+    }
+    assert_eq!(store.loads(), 3, "without the feed, every request asks the store");
+}

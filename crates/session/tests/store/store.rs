@@ -208,3 +208,43 @@ async fn a_url_without_a_database_is_refused() {
         Err(SessionError::Config(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_used_token_is_claimed_once_across_stores_and_again_once_its_record_has_expired() {
+    use signin_session::{MemoryUsedTokens, MySqlUsedTokens, UsedTokens};
+    let fx = Fixture::new().await;
+    // Two instances: two stores over one database.
+    let a = Arc::new(MySqlUsedTokens::new(fx.pool.clone()));
+    let b = Arc::new(MySqlUsedTokens::new(fx.pool.clone()));
+    let until = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    assert!(a.first_use("attempt x", until).await.expect("claimed"));
+    assert!(!b.first_use("attempt x", until).await.expect("asked"), "the other instance sees the claim");
+    assert!(!a.first_use("attempt x", until).await.expect("asked"));
+
+    // Eight at once, on both: exactly one wins.
+    let mut racing = Vec::new();
+    for n in 0..8 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        racing.push(tokio::spawn(async move { store.first_use("attempt y", until).await.expect("asked") }));
+    }
+    let mut won = 0;
+    for race in racing {
+        won += usize::from(race.await.expect("joined"));
+    }
+    assert_eq!(won, 1);
+
+    // A record whose time has passed no longer counts, swept or not.
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+    assert!(a.first_use("attempt z", soon).await.expect("claimed"));
+    assert!(!b.first_use("attempt z", until).await.expect("asked"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(b.first_use("attempt z", until).await.expect("claimed again"), "the claim expired");
+    assert!(!a.first_use("attempt z", until).await.expect("asked"), "and the new claim holds");
+
+    let memory = MemoryUsedTokens::default();
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+    assert!(memory.first_use("attempt z", soon).await.expect("claimed"));
+    assert!(!memory.first_use("attempt z", until).await.expect("asked"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(memory.first_use("attempt z", until).await.expect("claimed again"));
+}

@@ -32,7 +32,7 @@ fn assert_protective_headers(response: &Response<Body>) {
     }
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval") && !csp.contains('*'), "{what}: {csp}");
     assert_eq!(header(headers, header::X_CONTENT_TYPE_OPTIONS), "nosniff", "{what}");
-    assert_eq!(header(headers, header::REFERRER_POLICY), "no-referrer", "{what}");
+    assert_eq!(header(headers, header::REFERRER_POLICY), "same-origin", "{what}");
     assert_eq!(header(headers, header::X_FRAME_OPTIONS), "DENY", "{what}");
     assert_eq!(header(headers, "cross-origin-opener-policy"), "same-origin", "{what}");
 }

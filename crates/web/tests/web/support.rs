@@ -40,6 +40,8 @@ pub const PROVIDER_NAME: &str = "Example ID";
 pub const AUTHORIZE_URL: &str = "https://idp.example.com/authorize";
 /// The session cookie's name (the default).
 pub const SESSION_COOKIE: &str = "signin_session";
+/// The cookie that binds sign-in attempts to the browser (its name over plain http).
+pub const BINDING_COOKIE: &str = "signin_session_browser=";
 /// The prefix of every sign-in attempt cookie's name.
 pub const ATTEMPT_PREFIX: &str = "signin_session_login_";
 /// A code the fake provider redeems, once; any code that starts with it does too (see [`FakeProvider::good_code`]).
@@ -404,7 +406,8 @@ pub fn set_attempt_cookies(response: &Response<Body>) -> Vec<String> {
 /// One sign-in under way in a browser: the attempt cookie `/login` set and the `state` it sent to the provider.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    /// `signin_session_login_<hash>=<sealed>`.
+    /// `signin_session_login_<hash>=<sealed>; signin_session_browser=<binding>`: the attempt cookie and the
+    /// browser's binding cookie, as the browser that began it sends them to the callback.
     pub cookie: String,
     /// The `state` of the authorization URL.
     pub state: String,
@@ -422,7 +425,11 @@ impl Attempt {
             set_attempt_cookies(response).into_iter().filter(|set| !set.contains("Max-Age=0")).collect();
         assert_eq!(attempts.len(), 1, "one new attempt cookie: {attempts:?}");
         let set_cookie = attempts.into_iter().next().expect("one attempt cookie");
-        Self { cookie: pair(&set_cookie), state, set_cookie }
+        let binding = set_cookies(response)
+            .into_iter()
+            .find(|set| set.starts_with(BINDING_COOKIE) || set.starts_with(&format!("__Host-{BINDING_COOKIE}")))
+            .expect("the browser's binding cookie");
+        Self { cookie: format!("{}; {}", pair(&set_cookie), pair(&binding)), state, set_cookie }
     }
 
     /// The attempt cookie's name.
