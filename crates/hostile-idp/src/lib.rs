@@ -109,6 +109,9 @@ pub enum Fault {
     TokenNotJson,
     /// `/token` answers 503 with an OAuth-looking JSON error.
     TokenServerError,
+    /// `/token` redeems a code as often as it is shown (against RFC 6749 §4.1.2), each time with a fresh ID token
+    /// for the same nonce: a buggy or hostile provider, against which a replayed callback must still not sign in.
+    CodeReusable,
 }
 
 /// What the provider does next: one [`Fault`] and claim overrides.
@@ -303,6 +306,7 @@ impl HostileIdp {
             "iss": self.shared.issuer,
             "aud": CLIENT_ID,
             "iat": now(),
+            "exp": now() + 120,
             "jti": random_token(),
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         });
@@ -532,7 +536,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         };
         // A code works once (RFC 6749 4.1.2); a second use is refused.
-        if grant.used {
+        if grant.used && !matches!(scenario.fault, Fault::CodeReusable) {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         }
         grant.used = true;

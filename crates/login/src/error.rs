@@ -139,8 +139,11 @@ pub(crate) enum LoginError {
     OtherBrowser,
     /// The attempt was completed already (a replayed callback that the provider redeemed again), on this
     /// instance or another: no second session.
-    #[error("the sign-in attempt was completed already; the replayed callback is refused")]
-    Replayed,
+    #[error("the sign-in attempt {attempt} was completed already; the replayed callback is refused")]
+    Replayed {
+        /// The attempt's id (as in the logs of `/login` and of its first callback).
+        attempt: String,
+    },
     /// A callback at one provider's path for an attempt that began with another (a mix-up attack, RFC 9207 §1):
     /// refused before anything is sent to either provider.
     #[error("the sign-in began with provider `{began}` and came back to the callback of `{arrived}`")]
@@ -196,7 +199,7 @@ impl LoginError {
             Self::BadAttempt => "bad_attempt",
             Self::MixUp { .. } => "mix_up",
             Self::OtherBrowser => "other_browser",
-            Self::Replayed => "replayed",
+            Self::Replayed { .. } => "replayed",
             Self::BadRequest(_) | Self::PayloadTooLarge => "bad_request",
             Self::ProviderDown { .. } | Self::NoAttemptKey | Self::Csrf => "other",
         }
@@ -247,7 +250,7 @@ impl LoginError {
                 "Sign-in provider error",
                 "The sign-in provider cannot be reached right now. Please try again in a few minutes.",
             ),
-            Self::NoPendingLogin | Self::BadAttempt | Self::Replayed => ErrorPage::new(
+            Self::NoPendingLogin | Self::BadAttempt | Self::Replayed { .. } => ErrorPage::new(
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",
                 "This sign-in has expired or was already completed. Please sign in again.",

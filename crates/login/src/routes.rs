@@ -155,6 +155,7 @@ async fn finish<H: SignIn>(
         Taken::OtherBrowser => return Err(LoginError::OtherBrowser),
     };
     let claim = attempt_claim(entry.flow.provider().issuer(), pending.state());
+    let attempt = crate::attempts::attempt_id(pending.state());
     let signed_in = match entry.flow.complete(pending, callback).await {
         Ok(signed_in) => signed_in,
         Err(err) => {
@@ -176,7 +177,7 @@ async fn finish<H: SignIn>(
         .await
         .map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
     if !first {
-        return Err(LoginError::Replayed);
+        return Err(LoginError::Replayed { attempt });
     }
     if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
         return Err(LoginError::DomainRefused(why));

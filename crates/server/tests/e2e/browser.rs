@@ -285,6 +285,38 @@ async fn click_logout(browser: &Browser) {
     wait_for(browser, "a[href='/login']").await;
 }
 
+/// The names of the cookies the browser holds for the current page.
+async fn cookie_names(browser: &Browser) -> Vec<String> {
+    browser.get_all_cookies().await.expect("cookies").iter().map(|cookie| cookie.name().to_owned()).collect()
+}
+
+/// Over https the cookies are `__Host-`, and a browser ignores a `__Host-` cookie set without `Secure`, removal or
+/// not: after Logout the session cookie must be gone from the browser, not only dead on the server. (Chromium
+/// treats 127.0.0.1 as a secure origin, so the secure cookies work over plain http here.)
+#[tokio::test(flavor = "multi_thread")]
+async fn after_logout_the_secure_session_cookie_is_gone_from_chromium() {
+    let db = TestDb::create().await.expect("test database");
+    let app = TestApp::spawn_tweaked(&db.url(), |settings| settings.session.secure = true).await;
+    let profile = TempDir::new("signin-chromium-secure");
+    let driver = ChromeDriver::start().await.expect("the browser test needs chromedriver");
+    let browser = driver.open(&BrowserOptions::headless(&profile.0)).await.expect("Chromium starts");
+
+    browser.goto(&app.url("/")).await.expect("open /");
+    click_and_leave(&browser, "a[href='/login']").await;
+    sign_in_at_the_provider(&browser, &app, "carol").await;
+    wait_for_url(&browser, |now| now == app.url("/")).await;
+    let held = cookie_names(&browser).await;
+    for name in ["__Host-signin_session", "__Host-signin_session_browser"] {
+        assert!(held.iter().any(|held| held == name), "{name} in {held:?}");
+    }
+
+    click_logout(&browser).await;
+    let held = cookie_names(&browser).await;
+    assert!(!held.iter().any(|held| held == "__Host-signin_session"), "the session cookie is gone: {held:?}");
+    assert_eq!(app.session_count().await, 0);
+    browser.close().await.expect("quit");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_page_with_two_providers_shows_one_button_each_in_chromium() {
     let db = TestDb::create().await.expect("test database");

@@ -43,8 +43,12 @@ async fn login_redirects_to_the_provider_with_pkce_state_and_nonce() {
     // pending-login lifetime. No session cookie, no session row.
     let cookies: Vec<_> =
         response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
-    let cookie = cookies[0];
+    assert_eq!(cookies.len(), 2, "the attempt and the browser's binding: {cookies:?}");
+    let binding = cookies.iter().find(|c| c.starts_with("signin_session_browser=")).expect("the binding cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(binding.contains(attribute), "{attribute} missing: {binding}");
+    }
+    let cookie = cookies.iter().find(|c| c.starts_with("signin_session_login_")).expect("the attempt cookie");
     assert!(cookie.starts_with("signin_session_login_"), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/login", "Max-Age=600"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");

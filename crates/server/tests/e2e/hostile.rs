@@ -13,8 +13,12 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::cookie::CookieStore as _;
 use reqwest::{StatusCode, Url, header};
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
 use signin::Settings;
 use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, Fault, HostileIdp, Scenario};
 use signin_testkit::TestDb;
@@ -382,6 +386,28 @@ async fn hostile_rejects_state_from_another_browser() {
     assert_eq!(case.app.session_count().await, 0, "an unfinished sign-in stores nothing on the server");
 }
 
+/// Login CSRF by a sibling subdomain: the attacker's own attempt cookie planted into the victim's browser (which
+/// has a binding of its own), and the victim sent to the attacker's callback URL. Refused before the provider is
+/// asked; the victim is not signed in as the attacker.
+#[tokio::test]
+async fn hostile_rejects_an_attempt_cookie_planted_into_another_browser() {
+    let case = Case::start(Scenario::default()).await;
+    let attackers = case.callback_url().await;
+    let url = Url::parse(&attackers).expect("url");
+    let theirs = case.browser.jar.cookies(&url).expect("cookies").to_str().expect("ascii").to_owned();
+    let attempt = theirs.split("; ").find(|pair| pair.contains("_login_")).expect("the attempt cookie").to_owned();
+
+    let victim = Browser::new();
+    let own = victim.get(&case.app.url("/login")).await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER, "the victim's browser has begun a sign-in: it has a binding");
+    victim.jar.add_cookie_str(&format!("{attempt}; Path=/login"), &url);
+    case.assert_refused_quietly_in(&victim, &attackers, StatusCode::BAD_REQUEST, "started in another browser").await;
+    assert_eq!(case.idp.requests_to("/token"), 0, "the provider is not asked");
+
+    // The attacker's own browser still completes its sign-in.
+    case.assert_signed_in(&attackers).await;
+}
+
 /// The same callback twice: the first signs in, the second finds the sign-in already taken.
 #[tokio::test]
 async fn hostile_rejects_replayed_state() {
@@ -404,6 +430,50 @@ async fn hostile_rejects_replayed_state() {
 
     // Replayed from another browser (a URL from the history): refused, nothing stored.
     case.assert_refused_quietly_in(&Browser::new(), &callback, StatusCode::BAD_REQUEST, "Sign-in expired").await;
+}
+
+/// A provider that redeems a code as often as it is shown, and someone who holds the callback URL (logs, Referer,
+/// history) and a copy of the attempt cookie: the replay is refused on this instance and on another, though the
+/// provider answers it with a good token each time. One session, one users row.
+#[tokio::test]
+async fn hostile_replay_that_the_provider_redeems_again_signs_in_nowhere() {
+    let case = Case::start(fault(Fault::CodeReusable)).await;
+    let callback = case.callback_url().await;
+    let url = Url::parse(&callback).expect("url");
+    let copied = case.browser.jar.cookies(&url).expect("the attempt's cookies").to_str().expect("ascii").to_owned();
+    case.assert_signed_in(&callback).await;
+    assert_eq!(case.idp.requests_to("/token"), 1);
+
+    // A second instance of the deployment: same database, keys and public URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let other_base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut settings =
+        crate::helpers::settings_for_provider(&case.app.db_url, &case.app.base, &case.idp.issuer(), &hostile_client());
+    settings.login.provider_check_interval = Duration::ZERO;
+    let other = TestApp::launch(listener, other_base.clone(), hostile_client(), case.app.db_url.clone(), settings)
+        .await
+        .expect("the second instance builds");
+
+    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    for (n, target) in [callback.clone(), callback.replacen(&case.app.base, &other.base, 1)].iter().enumerate() {
+        case.logs.take();
+        let replay = raw.get(target).header(header::COOKIE, &copied).send().await.expect("replayed");
+        assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "{target}");
+        let sets_session =
+            replay.headers().get_all(header::SET_COOKIE).iter().any(|set| {
+                set.to_str().is_ok_and(|set| set.starts_with("signin_session=") && !set.contains("Max-Age=0"))
+            });
+        assert!(!sets_session, "no session for the replay");
+        let body = replay.text().await.expect("body");
+        assert!(body.contains("Sign-in expired"), "{body}");
+        assert_eq!(case.idp.requests_to("/token"), 2 + n, "the provider redeemed the code again");
+        let logs = case.logs.take();
+        let line = logs.iter().find(|l| l.contains("completed already")).unwrap_or_else(|| panic!("{logs:#?}"));
+        let state = params(&callback, &["state"]).pop().expect("a state");
+        let attempt = URL_SAFE_NO_PAD.encode(&Sha256::digest(state.as_bytes())[..9]);
+        assert!(line.contains("WARN") && line.contains(&format!("attempt {attempt} ")), "names the attempt: {line}");
+    }
+    assert_eq!((case.app.user_count().await, case.app.session_count().await), (1, 1), "nothing new is stored");
 }
 
 /// A code that was already exchanged, pasted into another browser's own sign-in (valid state there): the provider

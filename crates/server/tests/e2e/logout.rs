@@ -118,6 +118,12 @@ async fn forged_logout_tokens_are_refused_and_a_good_one_ends_the_session_once()
     let forged = [
         ("a bad signature", idp.sign(&good(), "logout+jwt", Signer::Attacker), "signature"),
         ("another audience", idp.sign(&changed("aud", json!("someone-else")), "logout+jwt", Signer::Provider), "aud"),
+        (
+            "another audience too",
+            idp.sign(&changed("aud", json!([CLIENT_ID, "someone-else"])), "logout+jwt", Signer::Provider),
+            "another audience",
+        ),
+        ("no exp", idp.sign(&changed("exp", Value::Null), "logout+jwt", Signer::Provider), "exp is missing"),
         ("a nonce", idp.sign(&changed("nonce", json!("n-1")), "logout+jwt", Signer::Provider), "nonce"),
         ("no events", idp.sign(&changed("events", Value::Null), "logout+jwt", Signer::Provider), "events"),
         ("neither sid nor sub", idp.sign(&neither, "logout+jwt", Signer::Provider), "neither"),
