@@ -251,3 +251,35 @@ async fn with_rp_initiated_logout_signing_out_ends_the_session_at_the_provider_t
     let page = browser.get(&next).await.text().await.expect("the provider's page");
     assert!(page.contains("name=\"login\""), "the provider asks who is signing in");
 }
+
+/// Anyone can POST logout tokens: 2,000 forged ones, each with a key id of its own, fetch the provider's keys again once (the
+/// re-fetch throttle, in a budget of posted tokens' own) and write a few summed-up log lines, not one per token;
+/// right after them, a key rotation at the provider still signs the next person in.
+#[tokio::test]
+async fn a_flood_of_forged_logout_tokens_with_unknown_kids_costs_one_key_fetch_and_a_few_log_lines() {
+    let (logs, _guard) = signin_testkit::logs::Logs::capture("info");
+    let db = TestDb::create().await.expect("test database");
+    let (idp, app, _browser) = signed_in_with_the_hostile_provider(&db).await;
+    let fetches = idp.requests_to("/jwks");
+    logs.take();
+
+    let http = reqwest::Client::new();
+    let url = app.url("/login/oidc/backchannel-logout");
+    for n in 0..2_000 {
+        let kid = format!("forged-{n}");
+        let token = idp.sign_with_unknown_kid(&idp.logout_claims(Some(SUBJECT), None), "logout+jwt", &kid);
+        let response = http.post(&url).form(&[("logout_token", token.expect("signed"))]).send().await.expect("POST");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(idp.requests_to("/jwks"), fetches + 1, "one re-fetch for 2,000 unknown key ids");
+    let lines = logs.take();
+    assert!(lines.len() <= 6, "{} lines for 2,000 forged tokens: {lines:#?}", lines.len());
+    assert!(lines.iter().any(|line| line.contains("unknown key")), "summed up, not hidden: {lines:#?}");
+
+    idp.set_scenario(Scenario::fault(Fault::KeyRotated));
+    let browser = Browser::new();
+    let to_provider = location(&browser.get(&app.url("/login")).await);
+    let callback = location(&browser.get(&to_provider).await);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER, "the rotated key signs in at once");
+    assert_eq!(idp.requests_to("/jwks"), fetches + 2);
+}
