@@ -63,7 +63,8 @@ pub struct ProviderSettings {
     /// Largest response body read from the provider (default 1 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
-    /// The keys are fetched again when a token names an unknown key, at most once per this long (default 60 s).
+    /// A posted token (logout token, security event) naming an unknown key fetches the keys again at most once per
+    /// this long (default 60 s); an ID token the provider answered with does so at once (at most once a second).
     #[serde(default = "default_key_refetch_interval", with = "signin_domain::duration")]
     pub key_refetch_interval: Duration,
     /// The `prompt` sent with the first sign-in after an explicit sign-out; default `select_account` for Google
