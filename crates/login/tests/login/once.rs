@@ -146,3 +146,46 @@ async fn a_browser_keeps_its_binding_across_attempts_and_tabs() {
     let a = browser.get(&site, &first.callback(&site.idp.good_code())).await;
     assert_eq!((a.status, a.location()), (StatusCode::SEE_OTHER, "/a"));
 }
+
+/// A used-token store that remembers what it was asked to claim, and until when.
+#[derive(Default)]
+struct Recording {
+    inner: MemoryUsedTokens,
+    claims: std::sync::Mutex<Vec<(String, time::OffsetDateTime)>>,
+}
+
+#[async_trait::async_trait]
+impl UsedTokens for Recording {
+    async fn first_use(&self, key: &str, until: time::OffsetDateTime) -> Result<bool, signin_session::BoxError> {
+        self.claims.lock().expect("lock").push((key.to_owned(), until));
+        self.inner.first_use(key, until).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), signin_session::BoxError> {
+        self.inner.release(key).await
+    }
+}
+
+#[tokio::test]
+async fn the_claim_lasts_as_long_as_an_attempt_can_and_names_no_secret() {
+    let used = Arc::new(Recording::default());
+    let site = Site::with(Options {
+        pending_login: std::time::Duration::from_secs(300),
+        used_tokens: Some(used.clone()),
+        ..Options::default()
+    });
+    let started = site.start("/login", None).await;
+    let signed_in_at = time::OffsetDateTime::now_utc();
+    let back = site.get(&started.callback(&site.idp.good_code()), Some(&started.cookies())).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+
+    let claims = used.claims.lock().expect("lock").clone();
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    let (key, until) = &claims[0];
+    // `login.pending_login` plus the provider's clock leeway (a minute), then it expires.
+    let expected = signed_in_at + time::Duration::seconds(300 + 60);
+    assert!((*until - expected).abs() < time::Duration::seconds(5), "{until} vs {expected}");
+    for secret in [started.state(), started.param("nonce")] {
+        assert!(!key.contains(secret), "the claim's key hides the attempt: {key}");
+    }
+}

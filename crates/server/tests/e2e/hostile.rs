@@ -476,6 +476,46 @@ async fn hostile_replay_that_the_provider_redeems_again_signs_in_nowhere() {
     assert_eq!((case.app.user_count().await, case.app.session_count().await), (1, 1), "nothing new is stored");
 }
 
+/// Eight copies of one callback at once, on two instances of one deployment (MariaDB's `used_tokens` between them),
+/// against a provider that redeems the code every time: exactly one signs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_eight_concurrent_replays_on_two_instances_make_one_session() {
+    let idp = HostileIdp::start(fault(Fault::CodeReusable)).await.expect("hostile provider starts");
+    let db = TestDb::create().await.expect("test database");
+    let a = TestApp::try_spawn_with_provider(&db, &idp.issuer(), hostile_client(), |s| {
+        s.login.provider_check_interval = Duration::ZERO;
+    })
+    .await
+    .expect("the app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let b_base = format!("http://{}", listener.local_addr().expect("addr"));
+    let settings = crate::helpers::settings_for_provider(&a.db_url, &a.base, &idp.issuer(), &hostile_client());
+    let b = TestApp::launch(listener, b_base, hostile_client(), a.db_url.clone(), settings).await.expect("B builds");
+
+    let browser = Browser::new();
+    let authorize = location(&browser.get(&a.url("/login")).await);
+    let callback = location(&browser.get(&authorize).await);
+    let url = Url::parse(&callback).expect("url");
+    let cookies = browser.jar.cookies(&url).expect("cookies").to_str().expect("ascii").to_owned();
+
+    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut racing = Vec::new();
+    for n in 0..8 {
+        let target = if n % 2 == 0 { callback.clone() } else { callback.replacen(&a.base, &b.base, 1) };
+        let (raw, cookies) = (raw.clone(), cookies.clone());
+        racing.push(tokio::spawn(async move {
+            raw.get(&target).header(header::COOKIE, cookies).send().await.expect("sent").status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for race in racing {
+        statuses.push(race.await.expect("joined"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+    assert_eq!((a.user_count().await, a.session_count().await), (1, 1));
+}
+
 /// A code that was already exchanged, pasted into another browser's own sign-in (valid state there): the provider
 /// refuses it, and so do we.
 #[tokio::test]
