@@ -30,6 +30,7 @@ use subtle::ConstantTimeEq as _;
 use crate::claims::{Claims, SignedIn, Tokens};
 use crate::error::AuthError;
 use crate::http::HttpClient;
+use crate::jws::{Compact, Rejected};
 use crate::login::{AuthorizationRequest, Provider};
 
 /// How to reach and trust one OpenID provider; deserialises from the `[oidc]` configuration section.
@@ -325,14 +326,6 @@ impl fmt::Debug for OidcClient {
     }
 }
 
-/// Why one verification attempt failed.
-enum Rejection {
-    /// No key in the set fits the token: worth fetching the keys again.
-    NoKey,
-    /// Anything else.
-    Invalid(String),
-}
-
 impl OidcClient {
     /// Fetches the discovery document and the key set, and checks that they can work. Call this at start-up.
     /// `redirect_url` is where the provider sends the browser back (the callback registered with it).
@@ -424,15 +417,6 @@ impl OidcClient {
         &self.inner.settings.issuer
     }
 
-    fn current_keys(&self) -> Arc<CoreJsonWebKeySet> {
-        self.inner.keys.current()
-    }
-
-    /// The provider's keys fetched again for an ID token it answered with (see [`crate::jws::Source::Answered`]).
-    async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, AuthError> {
-        self.inner.keys.refresh(&self.inner.http, crate::jws::Source::Answered).await
-    }
-
     fn verifier(&self, keys: &CoreJsonWebKeySet) -> CoreIdTokenVerifier<'static> {
         let settings = &self.inner.settings;
         let client_id = ClientId::new(settings.client_id.clone());
@@ -464,32 +448,32 @@ impl OidcClient {
         nonce: &Nonce,
         access_token: &AccessToken,
         signature_verified: bool,
-    ) -> Result<CoreIdTokenClaims, Rejection> {
+    ) -> Result<CoreIdTokenClaims, Rejected> {
         let verifier = self.verifier(keys);
         let verifier = if signature_verified { verifier.insecure_disable_signature_check() } else { verifier };
         let claims = match token.claims(&verifier, nonce) {
             Ok(claims) => claims.clone(),
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
-                return Err(Rejection::NoKey);
+                return Err(Rejected::NoKey);
             }
             // That variant's message leaves out the cause (ambiguous key, bad signature, disallowed alg, ...).
             Err(ClaimsVerificationError::SignatureVerification(err)) => {
-                return Err(Rejection::Invalid(format!("signature verification failed: {err}")));
+                return Err(Rejected::Invalid(format!("signature verification failed: {err}").into()));
             }
-            Err(err) => return Err(Rejection::Invalid(err.to_string())),
+            Err(err) => return Err(Rejected::Invalid(err.to_string().into())),
         };
         if let Some(claimed) = claims.access_token_hash() {
-            let alg = token.signing_alg().map_err(|err| Rejection::Invalid(err.to_string()))?;
+            let alg = token.signing_alg().map_err(|err| Rejected::Invalid(err.to_string().into()))?;
             let expected = if alg.uses_shared_secret() {
                 let secret = self.inner.settings.client_secret.expose_secret().as_bytes().to_vec();
                 AccessTokenHash::from_token(access_token, alg, &CoreJsonWebKey::new_symmetric(secret))
             } else {
-                let key = token.signing_key(&verifier).map_err(|err| Rejection::Invalid(err.to_string()))?;
+                let key = token.signing_key(&verifier).map_err(|err| Rejected::Invalid(err.to_string().into()))?;
                 AccessTokenHash::from_token(access_token, alg, key)
             }
-            .map_err(|err| Rejection::Invalid(err.to_string()))?;
+            .map_err(|err| Rejected::Invalid(err.to_string().into()))?;
             if !bool::from(claimed.as_bytes().ct_eq(expected.as_bytes())) {
-                return Err(Rejection::Invalid("at_hash does not match the access token".into()));
+                return Err(Rejected::Invalid("at_hash does not match the access token".into()));
             }
         }
         Ok(claims)
@@ -516,14 +500,10 @@ impl OidcClient {
         if self.inner.settings.issuer != GOOGLE_ISSUER {
             return Ok(None);
         }
-        let mut parts = raw.split('.');
-        let (Some(head), Some(body), Some(signature)) = (parts.next(), parts.next(), parts.next()) else {
+        let Some(compact) = Compact::split(raw) else {
             return Ok(None);
         };
-        let payload = URL_SAFE_NO_PAD
-            .decode(body)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok());
+        let payload = compact.claims();
         let Some(mut payload) = payload.filter(|p| p.get("iss").and_then(|v| v.as_str()) == Some(GOOGLE_BARE_ISSUER))
         else {
             return Ok(None);
@@ -534,7 +514,7 @@ impl OidcClient {
         .await?;
         payload.insert("iss".into(), serde_json::Value::from(GOOGLE_ISSUER));
         let body = serde_json::to_vec(&payload).map_err(|err| AuthError::invalid_token(err.to_string()))?;
-        Ok(Some(format!("{head}.{}.{signature}", URL_SAFE_NO_PAD.encode(body))))
+        Ok(Some(format!("{}.{}.{}", compact.header, URL_SAFE_NO_PAD.encode(body), compact.signature)))
     }
 
     /// Parses and verifies the ID token; on an unknown key, fetches the key set once more and retries.
@@ -548,19 +528,16 @@ impl OidcClient {
         let signature_verified = normalised.is_some();
         let token = CoreIdToken::from_str(normalised.as_deref().unwrap_or(raw))
             .map_err(|err| AuthError::invalid_token(format!("the ID token is malformed: {err}")))?;
-        let first = self.verify_with(&token, &self.current_keys(), nonce, access_token, signature_verified);
-        let result = match first {
-            Err(Rejection::NoKey) => {
-                crate::jws::RemoteKeys::unknown_key(crate::jws::Source::Answered);
-                let fresh = self.refresh_keys().await?;
-                self.verify_with(&token, &fresh, nonce, access_token, signature_verified)
-            }
-            other => other,
-        };
-        let claims = result.map_err(|rejection| match rejection {
-            Rejection::NoKey => AuthError::invalid_token("no provider key matches the token's signature"),
-            Rejection::Invalid(reason) => AuthError::invalid_token(reason),
-        })?;
+        let claims = self
+            .inner
+            .keys
+            .with_refetch(
+                &self.inner.http,
+                crate::jws::Source::Answered,
+                |keys| self.verify_with(&token, keys, nonce, access_token, signature_verified),
+                AuthError::invalid_token,
+            )
+            .await?;
         let payload = self.check_extra_claims(raw, &claims)?;
         Ok((claims, payload))
     }
@@ -578,11 +555,8 @@ impl OidcClient {
             return Err(AuthError::invalid_token(format!("azp `{}` is not our client", azp.as_str())));
         }
         // The signature is verified by now, so the payload is the provider's.
-        let payload = raw
-            .split('.')
-            .nth(1)
-            .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
+        let payload = Compact::split(raw)
+            .and_then(|compact| compact.claims())
             .ok_or_else(|| AuthError::invalid_token("the ID token payload is unreadable"))?;
         // openidconnect refuses untrusted audiences too; this is the rule every token kind shares, so that ID tokens
         // and logout tokens can never drift apart.

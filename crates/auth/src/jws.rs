@@ -25,10 +25,41 @@ pub(crate) enum Rejected {
     /// No key in the set has the token's `kid`: worth fetching the keys again.
     NoKey,
     /// Anything else, said plainly (never with the token's content).
-    Invalid(&'static str),
+    Invalid(std::borrow::Cow<'static, str>),
 }
 
-fn decode_json(part: &str) -> Option<Map<String, Value>> {
+impl Rejected {
+    fn invalid(reason: &'static str) -> Self {
+        Self::Invalid(reason.into())
+    }
+}
+
+/// A compact JWS split into its three parts (`header.payload.signature`), still encoded.
+pub(crate) struct Compact<'a> {
+    pub(crate) header: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
+}
+
+impl<'a> Compact<'a> {
+    /// The three parts of `raw`, if it has exactly three.
+    pub(crate) fn split(raw: &'a str) -> Option<Self> {
+        let mut parts = raw.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(header), Some(payload), Some(signature), None) => Some(Self { header, payload, signature }),
+            _ => None,
+        }
+    }
+
+    /// The payload's claims, decoded but not verified: read them only once the signature has checked out, or to
+    /// decide how to check it.
+    pub(crate) fn claims(&self) -> Option<Map<String, Value>> {
+        decode_json(self.payload)
+    }
+}
+
+/// One base64url part of a JWS, as a JSON object.
+pub(crate) fn decode_json(part: &str) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -40,24 +71,22 @@ pub(crate) fn verify(
     allowed: &[CoreJwsSigningAlgorithm],
 ) -> Result<Verified, Rejected> {
     if raw.len() > MAX_TOKEN {
-        return Err(Rejected::Invalid("the token is too long"));
+        return Err(Rejected::invalid("the token is too long"));
     }
-    let mut parts = raw.split('.');
-    let (Some(head), Some(body), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Rejected::Invalid("the token is not a signed JWT"));
+    let Some(Compact { header: head, payload: body, signature }) = Compact::split(raw) else {
+        return Err(Rejected::invalid("the token is not a signed JWT"));
     };
-    let header = decode_json(head).ok_or(Rejected::Invalid("the token's header is unreadable"))?;
+    let header = decode_json(head).ok_or(Rejected::invalid("the token's header is unreadable"))?;
     let alg: CoreJwsSigningAlgorithm = header
         .get("alg")
         .cloned()
         .and_then(|alg| serde_json::from_value(alg).ok())
-        .ok_or(Rejected::Invalid("the token names no known algorithm"))?;
+        .ok_or(Rejected::invalid("the token names no known algorithm"))?;
     if alg == CoreJwsSigningAlgorithm::None || alg.uses_shared_secret() || !allowed.contains(&alg) {
-        return Err(Rejected::Invalid("the token's algorithm is not allowed"));
+        return Err(Rejected::invalid("the token's algorithm is not allowed"));
     }
     if header.contains_key("crit") {
-        return Err(Rejected::Invalid("the token has critical header parameters"));
+        return Err(Rejected::invalid("the token has critical header parameters"));
     }
     let kid = header.get("kid").and_then(Value::as_str);
     let candidates: Vec<_> = keys
@@ -70,12 +99,12 @@ pub(crate) fn verify(
         return Err(Rejected::NoKey);
     }
     let signature =
-        URL_SAFE_NO_PAD.decode(signature).map_err(|_| Rejected::Invalid("the signature is not base64url"))?;
+        URL_SAFE_NO_PAD.decode(signature).map_err(|_| Rejected::invalid("the signature is not base64url"))?;
     let message = format!("{head}.{body}");
     if !candidates.iter().any(|key| key.verify_signature(&alg, message.as_bytes(), &signature).is_ok()) {
-        return Err(Rejected::Invalid("the signature does not verify"));
+        return Err(Rejected::invalid("the signature does not verify"));
     }
-    let payload = decode_json(body).ok_or(Rejected::Invalid("the token's claims are unreadable"))?;
+    let payload = decode_json(body).ok_or(Rejected::invalid("the token's claims are unreadable"))?;
     Ok(Verified { header, payload })
 }
 
@@ -223,9 +252,32 @@ impl RemoteKeys {
         }
     }
 
-    /// Verifies a compact JWS with these keys (see [`verify`]); on an unknown key, fetches them again within the
-    /// budget of `source` and retries. A refusal becomes `invalid(reason)`; the keys endpoint failing stays what
-    /// it is.
+    /// Runs `check` with the keys as they are; when it finds no key for the token, fetches the keys again within
+    /// the budget of `source` and runs it once more. The one place that retries on an unknown key, for every
+    /// token kind. A refusal becomes `invalid(reason)`; the keys endpoint failing stays what it is.
+    pub(crate) async fn with_refetch<T>(
+        &self,
+        http: &crate::http::HttpClient,
+        source: Source,
+        check: impl Fn(&CoreJsonWebKeySet) -> Result<T, Rejected>,
+        invalid: impl Fn(String) -> crate::AuthError,
+    ) -> Result<T, crate::AuthError> {
+        let result = match check(&self.current()) {
+            Err(Rejected::NoKey) => {
+                Self::unknown_key(source);
+                let fresh = self.refresh(http, source).await?;
+                check(&fresh)
+            }
+            other => other,
+        };
+        result.map_err(|rejected| match rejected {
+            Rejected::NoKey => invalid("no key matches the token's signature".to_owned()),
+            Rejected::Invalid(reason) => invalid(reason.into_owned()),
+        })
+    }
+
+    /// Verifies a compact JWS with these keys (see [`verify`]), fetching them again on an unknown key
+    /// ([`RemoteKeys::with_refetch`]).
     pub(crate) async fn verify(
         &self,
         raw: &str,
@@ -234,18 +286,7 @@ impl RemoteKeys {
         source: Source,
         invalid: fn(String) -> crate::AuthError,
     ) -> Result<Verified, crate::AuthError> {
-        let result = match verify(raw, &self.current(), allowed) {
-            Err(Rejected::NoKey) => {
-                Self::unknown_key(source);
-                let fresh = self.refresh(http, source).await?;
-                verify(raw, &fresh, allowed)
-            }
-            other => other,
-        };
-        result.map_err(|rejected| match rejected {
-            Rejected::NoKey => invalid("no key matches the token's signature".to_owned()),
-            Rejected::Invalid(reason) => invalid(reason.to_owned()),
-        })
+        self.with_refetch(http, source, |keys| verify(raw, keys, allowed), invalid).await
     }
 }
 
