@@ -35,12 +35,23 @@ pub struct ErrorPage {
     pub message: Cow<'static, str>,
     /// The person should see the sign-in page with this message (e.g. after pressing "Cancel" at the provider).
     pub show_login: bool,
+    /// Where the page leads on, when somewhere else than the start page (e.g. "Sign in again").
+    pub link: Option<PageLink>,
+}
+
+/// A link an [`ErrorPage`] offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PageLink {
+    /// The link's text.
+    pub label: Cow<'static, str>,
+    /// Where it goes (a site path, with the public URL's prefix).
+    pub url: String,
 }
 
 impl ErrorPage {
     /// A page with this status, title and message.
     pub fn new(status: StatusCode, title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, title: title.into(), message: message.into(), show_login: false }
+        Self { status, title: title.into(), message: message.into(), show_login: false, link: None }
     }
 
     /// The page for a status that nothing described more closely (405 from a router, 413 from a body limit, …).
@@ -68,9 +79,12 @@ impl ErrorPage {
 
 impl IntoResponse for ErrorPage {
     fn into_response(self) -> Response {
+        let link = self.link.as_ref().map_or_else(String::new, |link| {
+            format!("<p><a href=\"{}\">{}</a></p>", escape(&link.url), escape(&link.label))
+        });
         let body = format!(
             "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{title}</title><main><h1>{title}</h1>\
-             <p>{message}</p></main></html>",
+             <p>{message}</p>{link}</main></html>",
             title = escape(&self.title),
             message = escape(&self.message)
         );

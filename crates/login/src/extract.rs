@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use signin_domain::LocalPath;
-use signin_session::{AuthSession, SessionError};
+use signin_session::{AuthSession, SessionError, StoredUser};
 use subtle::ConstantTimeEq as _;
 
 use crate::{ErrorPage, Sessions};
@@ -63,6 +63,13 @@ enum RejectionKind {
     SignIn { location: String },
     /// An API request from someone signed out.
     Unauthorized,
+    /// Someone is signed in, but the stored user does not read as the type the handler asks for (stored by another
+    /// service, or by an older version of this one). Sending them to the sign-in page would bounce them straight
+    /// back (they are signed in there), so the answer says so, with a link that signs in again regardless.
+    Unusable {
+        /// The sign-in page with `again=1`, and `next` when it is a page request.
+        again: Option<String>,
+    },
     /// The session store failed.
     Store(SessionError),
     /// The service did not add [`Sessions::layer`].
@@ -93,6 +100,30 @@ impl IntoResponse for Rejection {
                 )
                     .into_response()
             }
+            RejectionKind::Unusable { again: None } => {
+                let body = serde_json::json!({
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "The session cannot be used by this service. Sign in again.",
+                });
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            RejectionKind::Unusable { again: Some(url) } => ErrorPage {
+                link: Some(crate::PageLink { label: "Sign in again".into(), url }),
+                ..ErrorPage::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Sign in again",
+                    "Your session cannot be used on this page: it was begun elsewhere on the site, or before an \
+                     update. Sign in again to continue.",
+                )
+            }
+            .into_response(),
             RejectionKind::Store(err) => {
                 let page = ErrorPage::for_status(match err {
                     SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -150,14 +181,26 @@ pub(crate) fn signed_out(parts: &Parts, sessions: &Sessions) -> Rejection {
     if wants_json(parts) {
         return Rejection(RejectionKind::Unauthorized);
     }
+    Rejection(RejectionKind::SignIn { location: sessions.login_url(here(parts).as_ref()) })
+}
+
+/// The answer for a signed-in request whose stored user does not read as `U`.
+fn unusable<U>(parts: &Parts, sessions: &Sessions) -> Rejection {
+    tracing::warn!(
+        expected = std::any::type_name::<U>(),
+        "the session's user does not read as the type this handler asks for; asked to sign in again"
+    );
+    if wants_json(parts) {
+        return Rejection(RejectionKind::Unusable { again: None });
+    }
+    Rejection(RejectionKind::Unusable { again: Some(sessions.sign_in_again_url(here(parts).as_ref())) })
+}
+
+/// This request's path and query, as a `next` for the sign-in page.
+fn here(parts: &Parts) -> Option<LocalPath> {
     // Inside a nested router `parts.uri` has lost the nest's prefix; the original URI has it.
     let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
-    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let location = match LocalPath::parse(here) {
-        Ok(next) => sessions.login_url(Some(&next)),
-        Err(_) => sessions.login_url(None),
-    };
-    Rejection(RejectionKind::SignIn { location })
+    LocalPath::parse(uri.path_and_query().map_or("/", |pq| pq.as_str())).ok()
 }
 
 /// Left in the request by [`CurrentUser`] and [`MaybeUser`] when they found a user, so that a [`CsrfToken`]
@@ -170,9 +213,9 @@ async fn signed_in_user<U: DeserializeOwned>(
     parts: &mut Parts,
     sessions: &Sessions,
     auth: &AuthSession,
-) -> Result<Option<U>, Rejection> {
+) -> Result<StoredUser<U>, Rejection> {
     let user = auth.current_user::<U>(sessions.session_settings().touch_interval).await?;
-    if user.is_some() {
+    if matches!(user, StoredUser::User(_)) {
         parts.extensions.insert(SignedInRequest);
     }
     Ok(user)
@@ -196,8 +239,9 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
         match signed_in_user(parts, &sessions, &auth).await? {
-            Some(user) => Ok(Self(user)),
-            None => Err(signed_out(parts, &sessions)),
+            StoredUser::User(user) => Ok(Self(user)),
+            StoredUser::SignedOut => Err(signed_out(parts, &sessions)),
+            StoredUser::Unreadable => Err(unusable::<U>(parts, &sessions)),
         }
     }
 }
@@ -211,7 +255,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
-        Ok(Self(signed_in_user(parts, &sessions, &auth).await?))
+        Ok(Self(signed_in_user(parts, &sessions, &auth).await?.into_user()))
     }
 }
 

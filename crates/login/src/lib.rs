@@ -35,7 +35,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 use url::Url;
 
-pub use error::{Error, ErrorPage};
+pub use error::{Error, ErrorPage, PageLink};
 pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
 pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::{ForwardedHeader, RateLimitSettings};
@@ -187,6 +187,14 @@ impl Sessions {
             }
             _ => login,
         }
+    }
+
+    /// The sign-in page that begins a new sign-in even for someone signed in (`again=1`), with `next` as in
+    /// [`Sessions::login_url`]: for a session this service cannot use.
+    pub fn sign_in_again_url(&self, next: Option<&LocalPath>) -> String {
+        let url = self.login_url(next);
+        let glue = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{glue}again=1")
     }
 
     /// Where the sign-out form posts.

@@ -32,6 +32,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 pub(crate) struct LoginQuery {
     next: Option<String>,
     login_hint: Option<String>,
+    /// `1`: begin a sign-in even for someone signed in (whose session a page could not use).
+    again: Option<String>,
 }
 
 /// A `login_hint` worth passing on: an email address or an opaque id, printable, not too long.
@@ -63,7 +65,8 @@ pub(crate) async fn login<H: SignIn>(
     let sessions = login.sessions();
     // Signed in as far as this service can tell: a stored user that does not read as its own (a changed shape,
     // another service's) does not count, or the person could never sign in again.
-    if auth.user::<H::User>().await?.is_some() {
+    let again = query.again.as_deref() == Some("1");
+    if !again && auth.user::<H::User>().await?.is_some() {
         return Ok(see_other(&sessions.url(next.as_ref())));
     }
     // Don't send anyone to a provider that does not answer: our page says so instead of a browser error.

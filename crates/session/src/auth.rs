@@ -67,16 +67,25 @@ impl AuthSession {
 
     /// The signed-in user as `U`. A stored user that does not read as `U` counts as signed out for this request
     /// (it is not removed: another service sharing the session may read it with a type of its own), so an old or
-    /// foreign session never makes every request fail.
+    /// foreign session never makes every request fail. [`AuthSession::read_user`] tells the two apart.
     pub async fn user<U: DeserializeOwned>(&self) -> Result<Option<U>, SessionError> {
+        Ok(self.read_user::<U>().await?.into_user())
+    }
+
+    /// The session's user as `U`, telling a signed-out session from one whose stored user does not read as `U`.
+    pub async fn read_user<U: DeserializeOwned>(&self) -> Result<StoredUser<U>, SessionError> {
         let Some(value) = self.signed_in_user().await? else {
-            return Ok(None);
+            return Ok(StoredUser::SignedOut);
         };
         match serde_json::from_value(value) {
-            Ok(user) => Ok(Some(user)),
+            Ok(user) => Ok(StoredUser::User(user)),
             Err(err) => {
-                tracing::debug!(error = %err, "the session's user does not read as this type; signed out here");
-                Ok(None)
+                tracing::debug!(
+                    error = %err,
+                    expected = std::any::type_name::<U>(),
+                    "the session's user does not read as this type"
+                );
+                Ok(StoredUser::Unreadable)
             }
         }
     }
@@ -178,9 +187,12 @@ impl AuthSession {
 
     /// The signed-in user as `U` (as [`AuthSession::user`]), and the session touched (as [`AuthSession::touch`])
     /// when it is: what a request that wants its user does, with one read of the user.
-    pub async fn current_user<U: DeserializeOwned>(&self, touch_interval: Duration) -> Result<Option<U>, SessionError> {
-        let user = self.user::<U>().await?;
-        if user.is_some() {
+    pub async fn current_user<U: DeserializeOwned>(
+        &self,
+        touch_interval: Duration,
+    ) -> Result<StoredUser<U>, SessionError> {
+        let user = self.read_user::<U>().await?;
+        if matches!(user, StoredUser::User(_)) {
             self.refresh_seen(touch_interval).await?;
         }
         Ok(user)
@@ -198,7 +210,28 @@ impl AuthSession {
     }
 }
 
-/// 32 random bytes from the thread's CSPRNG, base64url without padding (43 characters).
+/// What a session holds of its user, read as `U`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredUser<U> {
+    /// Nobody is signed in (or the session's absolute lifetime has ended).
+    SignedOut,
+    /// The signed-in user.
+    User(U),
+    /// Someone is signed in, but the stored user does not read as `U`: stored by another service with a type of
+    /// its own, or by an older version of this one.
+    Unreadable,
+}
+
+impl<U> StoredUser<U> {
+    /// The user, when it reads as `U`.
+    pub fn into_user(self) -> Option<U> {
+        match self {
+            Self::User(user) => Some(user),
+            Self::SignedOut | Self::Unreadable => None,
+        }
+    }
+}
+
 /// What a sign-in records besides the user.
 #[derive(Debug, Clone, Copy)]
 pub struct SignInDetails<'a> {

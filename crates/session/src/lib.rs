@@ -16,7 +16,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
-pub use auth::{AuthSession, SignInDetails};
+pub use auth::{AuthSession, SignInDetails, StoredUser};
 pub use cache::{
     ALL_SESSIONS, BoxError, CacheSettings, CachedStore, Change, ChangeFeed, MySqlChangeFeed, REVALIDATE_AFTER,
 };

@@ -33,6 +33,8 @@ struct ErrorContext<'a> {
     message: &'a str,
     /// The request id, for the person to quote.
     reference: Option<&'a str>,
+    /// Where the page leads on instead of the start page.
+    link: Option<&'a signin_login::PageLink>,
 }
 
 /// Renders error pages in the site's layout: for responses that carry an [`ErrorPage`] (the login library's and
@@ -64,6 +66,7 @@ pub(crate) fn render_error_pages(state: &AppState, response: Response, reference
                 title: &page.title,
                 message: &page.message,
                 reference,
+                link: page.link.as_ref(),
             },
         )
     };

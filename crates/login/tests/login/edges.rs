@@ -170,3 +170,57 @@ async fn oversized_callback_parameters_get_400_and_never_reach_the_provider() {
     }
     assert!(site.idp.redeemed().is_empty(), "nothing is sent to the token endpoint");
 }
+
+/// What a handler of this service may ask for that the hook does not store: another service's shape.
+async fn numbered(signin_login::CurrentUser(user): signin_login::CurrentUser<Numbered>) -> String {
+    user.number.to_string()
+}
+
+#[tokio::test]
+async fn a_handler_asking_for_a_type_the_session_does_not_hold_never_loops_and_signing_in_again_starts() {
+    // The hook stores `Claims`; a page asks for `Numbered`.
+    let site = Site::new();
+    let app = Router::new()
+        .route("/numbered", axum::routing::get(numbered))
+        .merge(site.app.clone())
+        .layer(site.sessions.layer(site.store.clone()));
+    let cookie = site.sign_in().await;
+    let get = |uri: String, cookies: String, accept: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = request(Method::GET, &uri, Some(&cookies), &[("accept", accept)], Body::empty());
+            app.oneshot(request).await.expect("infallible")
+        }
+    };
+
+    // Followed as a browser would: no hop leads back where it came from.
+    let mut uri = "/numbered".to_owned();
+    let mut seen = vec![uri.clone()];
+    let answer = loop {
+        let response = get(uri.clone(), cookie.clone(), "text/html").await;
+        if response.status() != StatusCode::SEE_OTHER {
+            break response;
+        }
+        let next = response.headers()["location"].to_str().expect("ascii").to_owned();
+        assert!(!next.starts_with("https://idp.example"), "no sign-in is begun unasked");
+        assert!(!seen.contains(&next), "a redirect loop: {seen:?} → {next}");
+        seen.push(next.clone());
+        uri = next;
+    };
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let page = answer.extensions().get::<signin_login::ErrorPage>().cloned().expect("a page");
+    assert_eq!(page.title, "Sign in again");
+    let link = page.link.expect("a way to sign in again");
+    assert_eq!(link.url, "/login?next=%2Fnumbered&again=1");
+
+    // The link begins a sign-in although the person is signed in.
+    let response = get(link.url.clone(), cookie.clone(), "text/html").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().expect("ascii");
+    assert!(location.starts_with("https://idp.example/authorize?"), "{location}");
+
+    // An API client gets problem JSON, not a redirect.
+    let response = get("/numbered".to_owned(), cookie, "application/json").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}

@@ -132,7 +132,7 @@ async fn current_user_reads_the_user_and_touches_a_stale_session() {
     let id = end_request(&raw).await;
 
     let (raw, auth) = session(&store, Some(id));
-    let fresh: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+    let fresh: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read").into_user();
     assert_eq!(fresh.as_ref(), Some(&ada));
     assert!(!raw.is_modified(), "a fresh session is not written");
 
@@ -140,7 +140,7 @@ async fn current_user_reads_the_user_and_touches_a_stale_session() {
     raw.insert("auth.seen", time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 7_200_000).await.expect("set");
     end_request(&raw).await;
     let (raw, auth) = session(&store, Some(id));
-    let stale: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+    let stale: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read").into_user();
     assert_eq!(stale.as_ref(), Some(&ada));
     assert!(raw.is_modified(), "a stale session is touched");
 }
@@ -150,7 +150,7 @@ async fn current_user_of_an_anonymous_session_is_none_and_writes_nothing() {
     let store = Arc::new(MemoryStore::default());
     let (raw, auth) = session(&store, None);
 
-    let nobody: Option<User> = auth.current_user(Duration::ZERO).await.expect("read");
+    let nobody: Option<User> = auth.current_user(Duration::ZERO).await.expect("read").into_user();
 
     assert_eq!(nobody, None);
     assert!(!raw.is_modified());
@@ -231,7 +231,7 @@ async fn a_session_past_its_absolute_lifetime_is_signed_out_and_deleted() {
 
     tokio::time::sleep(Duration::from_millis(80)).await;
     let (_, auth) = session(&store, Some(id));
-    let after: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read");
+    let after: Option<User> = auth.current_user(Duration::from_secs(3600)).await.expect("read").into_user();
 
     assert_eq!(after, None, "used or not, a session ends with its lifetime");
     assert!(store.load(&id).await.expect("load").is_none(), "and it is deleted");
