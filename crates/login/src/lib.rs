@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use futures_util::future::BoxFuture;
 use signin_auth::LoginFlow;
 use signin_domain::LocalPath;
-use signin_session::{AuthSession, DirectoryEntry, HashedIds};
+use signin_session::{AuthSession, HashedIds};
 use tower::{Layer, Service};
 use tower_sessions::SessionManagerLayer;
 use tower_sessions::session::{Id, Record};
@@ -305,21 +305,10 @@ impl<S: SessionStore> SessionStore for SaveWatch<S> {
         // A new signed-in session goes into the directory; failing that, the sign-in fails (503): a session that
         // "sign out everywhere" could not find must not exist.
         if let Some(directory) = &self.directory
-            && let Some(owner) = record.data.get(AuthSession::OWNER).and_then(|v| v.as_str())
+            && let Some((owner, entry)) =
+                AuthSession::directory_entry(&record.data, HashedIds::<()>::stored_id(&record.id))
         {
-            let since = record.data.get(AuthSession::SINCE).and_then(serde_json::Value::as_i64).unwrap_or_default();
-            let entry = DirectoryEntry {
-                id: HashedIds::<()>::stored_id(&record.id),
-                signed_in_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
-                    .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
-                user_agent: record.data.get(AuthSession::AGENT).and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
-                provider_session: record
-                    .data
-                    .get(AuthSession::PROVIDER_SESSION)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-            };
-            let added = directory.add(owner, &entry).await;
+            let added = directory.add(&owner, &entry).await;
             Self::noted(added.map_err(|err| session_store::Error::Backend(err.to_string())))?;
         }
         Ok(())

@@ -28,14 +28,14 @@ impl AuthSession {
     /// When the session's absolute lifetime ends (Unix milliseconds).
     const UNTIL: &'static str = "auth.until";
     /// Whose session it is ([`crate::owner_key`]), for the session directory.
-    pub const OWNER: &'static str = "auth.owner";
+    pub(crate) const OWNER: &'static str = "auth.owner";
     /// When the person signed in (Unix milliseconds).
-    pub const SINCE: &'static str = "auth.since";
+    pub(crate) const SINCE: &'static str = "auth.since";
     /// The browser's `User-Agent` at sign-in.
-    pub const AGENT: &'static str = "auth.agent";
+    pub(crate) const AGENT: &'static str = "auth.agent";
     /// The provider's session the sign-in belongs to ([`crate::provider_session_key`] of the ID token's `sid`),
     /// for back-channel logout.
-    pub const PROVIDER_SESSION: &'static str = "auth.psid";
+    pub(crate) const PROVIDER_SESSION: &'static str = "auth.psid";
     /// What signing out needs from the sign-in (tokens to revoke, the ID token for the provider's end-session
     /// endpoint): kept in the server-side record only, never in a cookie.
     const SIGN_OUT: &'static str = "auth.out";
@@ -43,6 +43,26 @@ impl AuthSession {
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
         Self(session)
+    }
+
+    /// The directory entry of a signed-in session's record, under its owner: what a store hands to
+    /// [`crate::SessionDirectory::add`] when the session of a sign-in is created, without knowing the keys a
+    /// sign-in writes. `None` for a record nobody owns (signed out, or signed in with no owner). `stored_id` is the
+    /// record's id as the store keeps it ([`crate::HashedIds::stored_id`]).
+    pub fn directory_entry(
+        data: &std::collections::HashMap<String, serde_json::Value>,
+        stored_id: tower_sessions::session::Id,
+    ) -> Option<(String, crate::DirectoryEntry)> {
+        let owner = data.get(Self::OWNER).and_then(serde_json::Value::as_str)?;
+        let since = data.get(Self::SINCE).and_then(serde_json::Value::as_i64).unwrap_or_default();
+        let entry = crate::DirectoryEntry {
+            id: stored_id,
+            signed_in_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+            user_agent: data.get(Self::AGENT).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
+            provider_session: data.get(Self::PROVIDER_SESSION).and_then(serde_json::Value::as_str).map(str::to_owned),
+        };
+        Some((owner.to_owned(), entry))
     }
 
     /// Whether someone is signed in, whatever the stored user looks like.
