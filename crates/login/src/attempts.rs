@@ -369,29 +369,3 @@ impl Attempts {
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
-
-/// The longest common path of two absolute paths, on segment boundaries (`/login` and `/login/callback` give
-/// `/login`; `/signin` and `/auth/cb` give `/`).
-pub(crate) fn common_path(a: &str, b: &str) -> String {
-    let mut common = Vec::new();
-    for (x, y) in a.split('/').skip(1).zip(b.split('/').skip(1)) {
-        if x != y {
-            break;
-        }
-        common.push(x);
-    }
-    format!("/{}", common.join("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_common_path_follows_segments() {
-        assert_eq!(common_path("/login", "/login/callback"), "/login");
-        assert_eq!(common_path("/auth/login", "/auth/login/callback"), "/auth/login");
-        assert_eq!(common_path("/signin", "/auth/cb"), "/");
-        assert_eq!(common_path("/log", "/login/callback"), "/");
-    }
-}

@@ -12,24 +12,15 @@
 //! Answers 202 once acted on; 400 with RFC 8935's JSON error (`invalid_request`, `invalid_key`,
 //! `invalid_issuer`, `invalid_audience`) when refused; 503 when the stores fail (the transmitter retries).
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use signin_auth::{RiscReceiver, SecurityEvent, event};
-use signin_session::AccountHolds;
+use signin_auth::{SecurityEvent, event};
 
 use crate::{Control, Login, SignIn, noise};
 
 /// Longer than a sign-in callback can take (the request timeout, 30 s by default, and then some).
 const IN_FLIGHT_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// What receiving security events needs.
-pub(crate) struct Risc {
-    pub(crate) receiver: Arc<RiscReceiver>,
-    pub(crate) holds: Arc<dyn AccountHolds>,
-}
 
 /// RFC 8935 §2.3: 202, or 400 with `{"err", "description"}`.
 fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response {
@@ -113,7 +104,7 @@ pub(crate) async fn receive<H: SignIn>(
 /// Acts on one event.
 async fn act<H: SignIn>(
     login: &Login<H>,
-    risc: &Risc,
+    risc: &crate::login::Risc,
     control: &Control,
     event: &SecurityEvent,
 ) -> Result<(), signin_session::BoxError> {

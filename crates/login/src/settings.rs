@@ -137,7 +137,7 @@ impl LoginSettings {
                     .into(),
             ));
         }
-        if crate::attempts::common_path(&self.login_path, &self.callback_path) == "/" {
+        if common_path(&self.login_path, &self.callback_path) == "/" {
             return Err(Error::Config(
                 "login.callback_path must share a first path segment with login.login_path (e.g. /login and \
                  /login/callback), so that attempt cookies go only to the sign-in paths"
@@ -153,6 +153,51 @@ impl LoginSettings {
         AttemptKeys::parse(&self.cookie_keys)?;
         Ok(())
     }
+}
+
+/// A provider's sign-in routes, without the public URL's prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct ProviderPaths {
+    pub(crate) login: String,
+    pub(crate) callback: String,
+    /// Where its back-channel logout tokens arrive: `<login path>/<id>/backchannel-logout` for every provider.
+    pub(crate) backchannel: String,
+}
+
+impl ProviderPaths {
+    /// The main provider's: `login.login_path` and `login.callback_path`.
+    pub(crate) fn main(login: &LoginSettings, id: &str) -> Self {
+        Self {
+            login: login.login_path.clone(),
+            callback: login.callback_path.clone(),
+            backchannel: Self::other(login, id).backchannel,
+        }
+    }
+
+    /// Any other provider's: `<login path>/<id>` and `<login path>/<id>/callback`.
+    pub(crate) fn other(login: &LoginSettings, id: &str) -> Self {
+        let base = format!("{}/{id}", login.login_path.trim_end_matches('/'));
+        Self { callback: format!("{base}/callback"), backchannel: format!("{base}/backchannel-logout"), login: base }
+    }
+}
+
+/// Whether a provider id can be part of a path and a cookie: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+pub(crate) fn plain_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The longest common path of two absolute paths, on segment boundaries (`/login` and `/login/callback` give
+/// `/login`; `/signin` and `/auth/cb` give `/`).
+pub(crate) fn common_path(a: &str, b: &str) -> String {
+    let mut common = Vec::new();
+    for (x, y) in a.split('/').skip(1).zip(b.split('/').skip(1)) {
+        if x != y {
+            break;
+        }
+        common.push(x);
+    }
+    format!("/{}", common.join("/"))
 }
 
 /// The decoded attempt-cookie keys; the first encrypts.
@@ -197,6 +242,14 @@ pub fn generate_cookie_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_common_path_follows_segments() {
+        assert_eq!(common_path("/login", "/login/callback"), "/login");
+        assert_eq!(common_path("/auth/login", "/auth/login/callback"), "/auth/login");
+        assert_eq!(common_path("/signin", "/auth/cb"), "/");
+        assert_eq!(common_path("/log", "/login/callback"), "/");
+    }
 
     #[test]
     fn defaults_are_usable_and_keys_are_checked() {
