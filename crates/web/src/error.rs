@@ -6,7 +6,7 @@ use serde::Serialize;
 use signin_login::ErrorPage;
 
 use crate::AppState;
-use crate::routes::home::LoginContext;
+use crate::state::LoginContext;
 
 /// What the app's own handlers can fail with (sign-in failures are the login library's, with pages of their own).
 /// The page says what happened in plain words; the details go to the log, once, here.

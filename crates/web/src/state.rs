@@ -7,8 +7,10 @@ use axum::body::Bytes;
 use serde::Deserialize;
 use signin_login::{GOOGLE_ISSUER, Login, ProviderLink, SessionDirectory, issuer_name};
 
-use crate::routes::home::LoginContext as LoginPage;
 use crate::{HealthCheck, RecordUsers, Templates};
+
+/// Where the person's sessions page is.
+pub(crate) const SESSIONS_PATH: &str = "/sessions";
 
 /// Settings of the HTTP layer; deserialises from the `[web]` configuration section. Durations are seconds or forms
 /// such as `"30s"`.
@@ -63,7 +65,7 @@ impl AppState {
         if let Some(page) = self.0.login_page.get() {
             return Ok(page.clone());
         }
-        let page = Bytes::from(self.templates.render("login.html", LoginPage { page: self.page(), message: None })?);
+        let page = Bytes::from(self.templates.render("login.html", LoginContext { page: self.page(), message: None })?);
         Ok(self.0.login_page.get_or_init(|| page).clone())
     }
 
@@ -115,9 +117,16 @@ impl AppState {
             providers: Vec::new(),
             login_url: sessions.login_url(None),
             logout_url: sessions.logout_url(),
-            sessions_url: self.directory.is_some().then(|| sessions.url(crate::routes::sessions::PATH)),
+            sessions_url: self.directory.is_some().then(|| sessions.url(SESSIONS_PATH)),
         }
     }
+}
+
+/// What the login page shows: the site's parts and, after a failed or cancelled sign-in, why.
+#[derive(serde::Serialize)]
+pub(crate) struct LoginContext<'a> {
+    pub page: PageContext,
+    pub message: Option<&'a str>,
 }
 
 /// The parts of every page that come from the sign-in configuration.

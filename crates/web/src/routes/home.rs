@@ -21,12 +21,6 @@ struct ProfileContext<'a> {
     csrf: &'a str,
 }
 
-#[derive(Serialize)]
-pub(crate) struct LoginContext<'a> {
-    pub page: PageContext,
-    pub message: Option<&'a str>,
-}
-
 #[tracing::instrument(name = "home", skip_all, fields(user.id = tracing::field::Empty))]
 async fn home(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ use crate::state::PageContext;
 use crate::{AppError, AppState, SessionUser};
 
 /// Where the page is.
-pub(crate) const PATH: &str = "/sessions";
+pub(crate) const PATH: &str = crate::state::SESSIONS_PATH;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route(PATH, get(sessions))
