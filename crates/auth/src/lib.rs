@@ -3,6 +3,8 @@
 mod claims;
 mod client;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod http;
 mod jws;
 mod login;

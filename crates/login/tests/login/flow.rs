@@ -4,7 +4,9 @@ use axum::http::StatusCode;
 use signin_login::Claims;
 use tower_sessions::session::Id;
 
-use crate::support::{ATTEMPT_PREFIX, BINDING_COOKIE, FakeIdp, Hook, Options, Ping, SESSION_COOKIE, Site};
+use signin_auth::AuthErrorKind;
+
+use crate::support::{ATTEMPT_PREFIX, BINDING_COOKIE, FakeIdp, Hook, Options, SESSION_COOKIE, Site};
 
 #[tokio::test]
 async fn a_full_sign_in_sets_the_session_and_clears_the_attempt() {
@@ -208,7 +210,7 @@ async fn a_valid_login_hint_reaches_the_provider_and_an_invalid_one_does_not() {
 #[tokio::test]
 async fn login_refuses_to_send_anyone_to_a_provider_that_times_out() {
     let site = Site::new();
-    site.idp.set_ping(Ping::Timeout);
+    site.idp.set_outage(Some(AuthErrorKind::ProviderTimeout));
     let reply = site.get("/login", None).await;
     reply.assert_page(StatusCode::GATEWAY_TIMEOUT, "Sign-in provider timeout");
     assert!(reply.header("location").is_none());
@@ -220,7 +222,7 @@ async fn login_refuses_to_send_anyone_to_a_provider_that_times_out() {
 #[tokio::test]
 async fn login_refuses_to_send_anyone_to_a_provider_that_is_down() {
     let site = Site::new();
-    site.idp.set_ping(Ping::Down);
+    site.idp.set_outage(Some(AuthErrorKind::ProviderUnavailable));
     let reply = site.get("/login", None).await;
     reply.assert_page(StatusCode::BAD_GATEWAY, "Sign-in provider error");
     assert!(reply.set_cookies().is_empty());

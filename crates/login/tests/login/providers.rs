@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use signin_login::{Claims, Error, Login, Provider};
 
-use crate::support::{FakeIdp, Hook, ISSUER, Options, Site, Store, routes};
+use crate::support::{FakeIdp, FakeProvider, Hook, ISSUER, Options, Site, Store, routes};
 
 const CORP: &str = "https://corp.example";
 
 /// A site whose main provider is the usual fake and whose second is `corp`.
-fn two_providers() -> (Site, Arc<FakeIdp>, Login<Hook>) {
+fn two_providers() -> (Site, Arc<FakeProvider>, Login<Hook>) {
     let options = Options::default();
     let sessions = options.sessions();
     let main = FakeIdp::new();

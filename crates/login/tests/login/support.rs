@@ -14,10 +14,9 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest as _;
-use signin_auth::{AuthError, AuthorizationRequest};
 use signin_login::{
     ActiveSession, Api, Claims, CsrfToken, CurrentUser, ErrorPage, Login, LoginSettings, MaybeUser, MemoryDirectory,
-    MySessions, Provider, SessionSettings, SessionStore, Sessions, SignIn, SignInError, SignedIn, Tokens, UsedTokens,
+    MySessions, Provider, SessionSettings, SessionStore, Sessions, SignIn, SignInError, SignedIn, UsedTokens,
 };
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
@@ -41,151 +40,32 @@ pub const PLAIN_BINDING_COOKIE: &str = "signin_session_browser";
 // ---------------------------------------------------------------------------------------------------------------
 // The fake provider.
 
-/// What the ping of the fake provider answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ping {
-    Ok,
-    Timeout,
-    Down,
-}
+/// The provider in memory (`signin_auth::fake`): codes starting with `good` redeem once, `again` every time,
+/// `outage` is a provider outage, anything else is refused. It records what it was asked to redeem.
+pub use signin_auth::fake::{FakeProvider, Redeemed};
 
-/// One call of [`Provider::redeem`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redeemed {
-    pub code: String,
-    pub verifier: String,
-    pub nonce: String,
-}
-
-/// Plays the provider: codes starting with `good` redeem once (a second use is refused, as a real provider refuses a
-/// used code), `outage` is a provider outage, anything else is refused. Records what it was asked to redeem.
-pub struct FakeIdp {
-    id: String,
-    issuer: String,
-    ping: Mutex<Ping>,
-    pings: AtomicUsize,
-    next_code: AtomicUsize,
-    used: Mutex<HashSet<String>>,
-    redeemed: Mutex<Vec<Redeemed>>,
-    /// The `hd` claim good codes carry, if any.
-    hd: Mutex<Option<String>>,
-}
+/// The test site's providers.
+pub struct FakeIdp;
 
 impl FakeIdp {
-    pub fn new() -> Arc<Self> {
+    /// The site's main provider: id `oidc`, [`ISSUER`].
+    #[expect(clippy::new_ret_no_self, reason = "a namespace for the test providers")]
+    pub fn new() -> Arc<FakeProvider> {
         Self::named("oidc", ISSUER)
     }
 
     /// A provider with this id and issuer (its authorize endpoint is `<issuer>/authorize`).
-    pub fn named(id: &str, issuer: &str) -> Arc<Self> {
-        Arc::new(Self {
-            id: id.to_owned(),
-            issuer: issuer.to_owned(),
-            ping: Mutex::new(Ping::Ok),
-            pings: AtomicUsize::new(0),
-            next_code: AtomicUsize::new(0),
-            used: Mutex::new(HashSet::new()),
-            redeemed: Mutex::new(Vec::new()),
-            hd: Mutex::new(None),
-        })
+    pub fn named(id: &str, issuer: &str) -> Arc<FakeProvider> {
+        Arc::new(FakeProvider::new(id, issuer, "Example IdP", Self::claims()))
     }
 
-    /// Makes good codes carry this `hd` claim (a Google Workspace account).
-    pub fn set_hd(&self, hd: Option<&str>) {
-        *self.hd.lock().expect("hd lock") = hd.map(str::to_owned);
-    }
-
-    /// The claims a good code signs in with.
+    /// The claims a good code of the main provider signs in with.
     pub fn claims() -> Claims {
         let mut claims = Claims::new(ISSUER, "ada");
         claims.profile.email = Some("ada@example.com".into());
         claims.profile.email_verified = Some(true);
         claims.profile.name = Some("Ada Lovelace".into());
         claims
-    }
-
-    /// A code that redeems (once).
-    pub fn good_code(&self) -> String {
-        format!("good-{}", self.next_code.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub fn set_ping(&self, ping: Ping) {
-        *self.ping.lock().expect("ping lock") = ping;
-    }
-
-    /// How often the provider was pinged.
-    pub fn pings(&self) -> usize {
-        self.pings.load(Ordering::Relaxed)
-    }
-
-    /// Every redeem call so far, in order.
-    pub fn redeemed(&self) -> Vec<Redeemed> {
-        self.redeemed.lock().expect("redeemed lock").clone()
-    }
-}
-
-#[async_trait]
-impl Provider for FakeIdp {
-    fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn display_name(&self) -> &str {
-        "Example IdP"
-    }
-
-    fn authorization_url(&self, request: AuthorizationRequest<'_>) -> Url {
-        let mut url = Url::parse(&format!("{}/authorize", self.issuer)).expect("a valid URL");
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("state", request.state)
-                .append_pair("nonce", request.nonce)
-                .append_pair("code_challenge", request.code_challenge);
-            if let Some(hint) = request.login_hint {
-                query.append_pair("login_hint", hint);
-            }
-            if let Some(prompt) = request.prompt {
-                query.append_pair("prompt", prompt);
-            }
-        }
-        url
-    }
-
-    async fn redeem(&self, code: &str, pkce_verifier: &str, nonce: &str) -> Result<SignedIn, AuthError> {
-        self.redeemed.lock().expect("redeemed lock").push(Redeemed {
-            code: code.into(),
-            verifier: pkce_verifier.into(),
-            nonce: nonce.into(),
-        });
-        if code == "outage" {
-            return Err(AuthError::ProviderUnavailable { reason: "the fake provider is down".into(), source: None });
-        }
-        // `again…` codes redeem every time: a buggy or hostile provider that redeems a code twice.
-        let fresh = code.starts_with("again")
-            || (code.starts_with("good") && self.used.lock().expect("used lock").insert(code.to_owned()));
-        if !fresh {
-            return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
-        }
-        let mut claims = Self::claims();
-        claims.profile.issuer.clone_from(&self.issuer);
-        if let Some(hd) = self.hd.lock().expect("hd lock").clone() {
-            claims.additional.insert("hd".into(), serde_json::Value::from(hd));
-        }
-        Ok(SignedIn { claims, tokens: Tokens::new("access-token".into(), None, "id-token".into(), None) })
-    }
-
-    async fn ping(&self) -> Result<(), AuthError> {
-        self.pings.fetch_add(1, Ordering::Relaxed);
-        match *self.ping.lock().expect("ping lock") {
-            Ping::Ok => Ok(()),
-            Ping::Timeout => Err(AuthError::ProviderTimeout),
-            Ping::Down => Err(AuthError::ProviderUnavailable { reason: "ping failed".into(), source: None }),
-        }
     }
 }
 
@@ -408,7 +288,7 @@ pub fn routes(login: &Login<Hook>) -> Router {
 pub struct Site {
     pub app: Router,
     pub store: Store,
-    pub idp: Arc<FakeIdp>,
+    pub idp: Arc<FakeProvider>,
     pub sessions: Sessions,
 }
 

@@ -9,7 +9,6 @@
 //! chose) and redeems codes. Every protocol rule (`state`, expiry, `error=`, `iss`) is the auth crate's.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,12 +17,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header, request};
 use chrono::{DateTime, Utc};
-use signin_auth::{AuthError, AuthErrorKind, AuthorizationRequest};
 use signin_domain::{Identity, RepositoryError, User, UserId, UserRepository};
-use signin_login::{
-    Claims, GOOGLE_ISSUER, Login, LoginSettings, Provider, SessionSettings, Sessions, SignedIn, Tokens,
-    generate_cookie_key,
-};
+use signin_login::{Claims, GOOGLE_ISSUER, Login, LoginSettings, SessionSettings, Sessions, generate_cookie_key};
 use signin_web::{App, HealthCheck, RecordUsers, Templates, WebSettings};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
@@ -49,7 +44,7 @@ pub const GOOD_CODE: &str = "good-code";
 /// The code for which the fake provider answers with an account whose email is not verified.
 pub const UNVERIFIED_CODE: &str = "unverified";
 /// The code for which the fake provider's token endpoint fails (a provider outage during the callback).
-pub const OUTAGE_CODE: &str = "provider-outage";
+pub const OUTAGE_CODE: &str = signin_auth::fake::OUTAGE_CODE;
 /// The request body limit of the router under test (the default).
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -58,100 +53,21 @@ pub const NAME: &str = "Ada Lovelace";
 pub const EMAIL: &str = "ada@example.com";
 pub const PICTURE: &str = "https://pictures.example.com/ada.png";
 
-/// A provider that redeems codes starting with [`GOOD_CODE`] (and [`UNVERIFIED_CODE`]) once each, like a real one,
-/// and refuses any other code. Its health check can be made to fail, and it counts the checks.
-#[derive(Clone, Default)]
-pub struct FakeProvider {
-    google: bool,
-    outage: Arc<Mutex<Option<AuthErrorKind>>>,
-    pings: Arc<AtomicUsize>,
-    used: Arc<Mutex<HashSet<String>>>,
-    codes: Arc<AtomicUsize>,
-}
+pub use signin_auth::fake::FakeProvider;
 
-impl FakeProvider {
-    /// The provider; with `google`, it has Google's issuer and name (for Google's branding).
-    pub fn new(google: bool) -> Self {
-        Self { google, ..Self::default() }
-    }
-
-    /// From now on the health check fails with this kind (`ProviderTimeout` or `ProviderUnavailable`), or passes.
-    pub fn set_outage(&self, kind: Option<AuthErrorKind>) {
-        *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = kind;
-    }
-
-    /// How many health checks were made.
-    pub fn pings(&self) -> usize {
-        self.pings.load(Ordering::SeqCst)
-    }
-
-    /// A good code no one has used yet.
-    pub fn good_code(&self) -> String {
-        format!("{GOOD_CODE}-{}", self.codes.fetch_add(1, Ordering::SeqCst))
-    }
-}
-
-fn unavailable() -> AuthError {
-    AuthError::ProviderUnavailable { reason: "connection refused".into(), source: None }
-}
-
-#[async_trait]
-impl Provider for FakeProvider {
-    fn issuer(&self) -> &str {
-        if self.google { GOOGLE_ISSUER } else { ISSUER }
-    }
-
-    fn display_name(&self) -> &str {
-        if self.google { "Google" } else { PROVIDER_NAME }
-    }
-
-    fn authorization_url(&self, request: AuthorizationRequest<'_>) -> url::Url {
-        let mut url = url::Url::parse(AUTHORIZE_URL).expect("the authorization URL parses");
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("state", request.state)
-                .append_pair("nonce", request.nonce)
-                .append_pair("code_challenge", request.code_challenge)
-                .append_pair("code_challenge_method", "S256");
-            if let Some(hint) = request.login_hint {
-                query.append_pair("login_hint", hint);
-            }
-        }
-        url
-    }
-
-    async fn redeem(&self, code: &str, _pkce_verifier: &str, _nonce: &str) -> Result<SignedIn, AuthError> {
-        let verified = if code == OUTAGE_CODE {
-            return Err(unavailable());
-        } else if code.starts_with(GOOD_CODE) {
-            true
-        } else if code == UNVERIFIED_CODE {
-            false
-        } else {
-            return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
-        };
-        // A code works once: a second redemption is refused, as a real provider refuses it.
-        if !self.used.lock().unwrap_or_else(PoisonError::into_inner).insert(code.to_owned()) {
-            return Err(AuthError::CodeRejected { code: "invalid_grant".into() });
-        }
-        let mut claims = Claims::new(self.issuer(), "ada");
-        claims.profile.email = Some(EMAIL.into());
-        claims.profile.email_verified = Some(verified);
-        claims.profile.name = Some(NAME.into());
-        claims.profile.given_name = Some("Ada".into());
-        claims.profile.picture = Some(PICTURE.into());
-        Ok(SignedIn { claims, tokens: Tokens::new("access-token".into(), None, "id-token".into(), None) })
-    }
-
-    async fn ping(&self) -> Result<(), AuthError> {
-        self.pings.fetch_add(1, Ordering::SeqCst);
-        match *self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(AuthErrorKind::ProviderTimeout) => Err(AuthError::ProviderTimeout),
-            Some(_) => Err(unavailable()),
-            None => Ok(()),
-        }
-    }
+/// The provider in memory (`signin_auth::fake`): codes starting with [`GOOD_CODE`] (and [`UNVERIFIED_CODE`]) redeem
+/// once each, like a real one, and any other code is refused; its health check can be made to fail, and it counts
+/// the checks. With `google`, it has Google's issuer and name (for Google's branding).
+pub fn fake_provider(google: bool) -> Arc<FakeProvider> {
+    let issuer = if google { GOOGLE_ISSUER } else { ISSUER };
+    let mut claims = Claims::new(issuer, "ada");
+    claims.profile.email = Some(EMAIL.into());
+    claims.profile.email_verified = Some(true);
+    claims.profile.name = Some(NAME.into());
+    claims.profile.given_name = Some("Ada".into());
+    claims.profile.picture = Some(PICTURE.into());
+    let provider = FakeProvider::new("oidc", issuer, if google { "Google" } else { PROVIDER_NAME }, claims);
+    Arc::new(provider.authorizing_at(url::Url::parse(AUTHORIZE_URL).expect("the authorization URL parses")))
 }
 
 /// A user store that stores nothing and gives every identity id 1, but remembers each `record_login` (the row a
@@ -281,7 +197,7 @@ impl Default for Options {
 pub struct TestApp {
     router: Router,
     pub users: FakeUsers,
-    pub provider: FakeProvider,
+    pub provider: Arc<FakeProvider>,
     pub store: CountingStore,
 }
 
@@ -310,8 +226,8 @@ impl TestApp {
         )
         .expect("valid site settings");
         let users = FakeUsers::default();
-        let provider = FakeProvider::new(options.google);
-        let login = Login::new(sessions, Arc::new(provider.clone()), RecordUsers::new(Arc::new(users.clone())))
+        let provider = fake_provider(options.google);
+        let login = Login::new(sessions, provider.clone(), RecordUsers::new(Arc::new(users.clone())))
             .expect("a login with an attempt-cookie key");
         let app = App {
             login,
