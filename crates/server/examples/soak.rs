@@ -1,11 +1,13 @@
 //! The load of `scripts/soak`: a mix of clients against the app's instances, counted exactly.
 //!
 //! ```text
-//! soak <seconds> <cookie-file> <instance-url>...
+//! soak [--direct] <seconds> <cookie-file> <instance-url>...
 //! ```
 //!
 //! It plays a load balancer too: every 100 ms it asks each instance's `/health/ready`, and sends requests only to
-//! the instances that answered 200 (so a draining instance is taken out, as a balancer would). The clients:
+//! the instances that answered 200 (so a draining instance is taken out, as a balancer would). With `--direct`
+//! there is no balancer: every request goes to the one address given, whatever readiness says (instances that
+//! share one listening socket, as under systemd's socket activation). The clients:
 //! signed-in pages (a seeded session each), anonymous pages, a `/login` flood, garbage session cookies, and, from
 //! 20 % to 60 % of the run, 60 slow-header connections that trickle half a request. One more signed-in client
 //! measures its latency during the slow-client phase.
@@ -142,12 +144,19 @@ fn p99(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let direct = args.first().is_some_and(|arg| arg == "--direct");
+    if direct {
+        args.remove(0);
+    }
     let [seconds, cookie_file, instances @ ..] = args.as_slice() else {
-        return Err("usage: soak <seconds> <cookie-file> <instance-url>...".into());
+        return Err("usage: soak [--direct] <seconds> <cookie-file> <instance-url>...".into());
     };
     if instances.is_empty() {
         return Err("name at least one instance".into());
+    }
+    if direct && instances.len() != 1 {
+        return Err("--direct takes one address".into());
     }
     let run = Duration::from_secs(seconds.parse()?);
     let cookies: Vec<String> =
@@ -157,16 +166,19 @@ async fn main() -> Result<(), Error> {
     }
     let pool = Arc::new(Pool {
         instances: instances.to_vec(),
-        ready: instances.iter().map(|_| AtomicBool::new(false)).collect(),
+        ready: instances.iter().map(|_| AtomicBool::new(direct)).collect(),
         next: AtomicU64::new(0),
     });
     let started = Instant::now();
     let until = started + run;
 
-    // The balancer's health checks.
+    // The balancer's health checks (none without a balancer).
     let checker = {
         let pool = pool.clone();
         tokio::spawn(async move {
+            if direct {
+                return;
+            }
             let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("a client");
             while Instant::now() < until {
                 for (n, base) in pool.instances.iter().enumerate() {
