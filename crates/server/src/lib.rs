@@ -8,5 +8,5 @@ mod telemetry;
 
 pub use serve::{ConnectionSettings, Draining};
 pub use settings::{LogConfig, ServerSettings, Settings};
-pub use startup::{Application, migrate, revoke_sessions};
+pub use startup::{Application, inherited_listener, migrate, revoke_sessions};
 pub use telemetry::init_tracing;

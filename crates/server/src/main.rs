@@ -1,7 +1,7 @@
 //! `signin [serve [--no-migrate] | migrate | check-config | generate-key | sessions revoke --user <email>]`
 
-use anyhow::bail;
-use signin::{Application, Settings, init_tracing, migrate, revoke_sessions};
+use anyhow::{Context, bail};
+use signin::{Application, Settings, inherited_listener, init_tracing, migrate, revoke_sessions};
 
 /// mimalloc instead of the system allocator: a signed-in request allocates and frees many small buffers (headers,
 /// the session's record, the page), and glibc's malloc was a quarter of the request's time (docs/benchmarks.md).
@@ -11,8 +11,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str =
     "usage: signin [serve [--no-migrate] | migrate | check-config | generate-key | sessions revoke --user <email>]";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads start: taking the socket clears the activation variables.
+    let inherited = inherited_listener()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(inherited))
+}
+
+async fn run(inherited: Option<std::net::TcpListener>) -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (command, flags) = args.split_first().map_or(("serve", &[][..]), |(c, f)| (*c, f));
@@ -35,7 +44,13 @@ async fn main() -> anyhow::Result<()> {
             if !flags.is_empty() {
                 settings.server.run_migrations = false;
             }
-            let app = Application::build(settings.clone()).await?;
+            let app = match inherited {
+                Some(listener) => Application::build_inherited(settings.clone(), listener).await?,
+                None => Application::build(settings.clone()).await?,
+            };
+            if app.is_inherited() {
+                tracing::info!(address = %app.local_addr()?, "serving on the socket the parent handed over (LISTEN_FDS); server.host and server.port are not used");
+            }
             tracing::info!(address = %app.local_addr()?, public_url = %settings.server.public_url, issuer = %settings.oidc.issuer, "listening; open {}", settings.server.public_url);
             app.run_until_stopped().await?;
         }

@@ -50,9 +50,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Address to bind.
+    /// Address to bind. Not used when the process is handed a listening socket (systemd's socket activation,
+    /// `LISTEN_FDS`): it then serves on that one.
     pub host: String,
-    /// Port to bind; 0 picks a free one.
+    /// Port to bind; 0 picks a free one. Not used with a handed-down socket, like `host`.
     pub port: u16,
     /// The URL people reach the site by (scheme, host, port, optional path prefix).
     pub public_url: Url,
@@ -63,9 +64,21 @@ pub struct ServerSettings {
     /// keep-alive connection are both closed after it.
     #[serde(with = "signin_domain::duration")]
     pub header_read_timeout: Duration,
-    /// Most connections open at once; beyond it a new connection is closed at once (and the log says so at most
-    /// once per 10 s, with a count). Keep it below the process's file-descriptor limit.
+    /// How long a request's body may take to arrive, counted from its head. A body still incomplete then is
+    /// answered 408 Request Timeout and its connection closed; such requests are summed up in the log once per
+    /// 10 s. Keep it below `web.request_timeout`.
+    #[serde(with = "signin_domain::duration")]
+    pub body_read_timeout: Duration,
+    /// Most connections open at once. When they are all taken, the connection that has waited longest for a
+    /// request (idle keep-alive, or never used) is closed to make room for a new one; only when every one has a
+    /// request in progress is the new connection closed at once (and the log says so at most once per 10 s, with
+    /// a count). Keep it below the process's file-descriptor limit.
     pub max_connections: usize,
+    /// Most connections one client address may hold at once (at most `max_connections`; 128, an eighth of the
+    /// default `max_connections`): beyond it the client's own longest-waiting connection is closed to make room,
+    /// or, when all of them have a request in progress, the new one is. The proxies of
+    /// `login.rate_limit.trusted_proxies` carry many clients each and are not held to it.
+    pub max_connections_per_client: usize,
     /// After SIGTERM, how long the server keeps serving while `/health/ready` answers 503 and every response says
     /// `Connection: close`, so that a load balancer takes it out.
     #[serde(with = "signin_domain::duration")]
@@ -82,13 +95,17 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// The connection settings, as the server uses them.
-    pub fn connections(&self) -> crate::serve::ConnectionSettings {
+    /// The connection settings, as the server uses them; `proxies` names the peers not held to the per-client
+    /// share (`login.rate_limit`).
+    pub fn connections(&self, proxies: &signin_login::RateLimitSettings) -> crate::serve::ConnectionSettings {
         crate::serve::ConnectionSettings {
             header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             drain: self.drain,
             shutdown_timeout: self.shutdown_timeout,
+            proxies: proxies.clone(),
         }
     }
 }
@@ -197,6 +214,15 @@ impl Settings {
             signin_domain::Issuer::parse(&provider.issuer)
                 .with_context(|| format!("providers.{}.issuer is not a valid issuer URL", id.to_lowercase()))?;
         }
+        if self.server.max_connections == 0 || self.server.max_connections_per_client == 0 {
+            bail!("server.max_connections and server.max_connections_per_client must be at least 1");
+        }
+        if self.server.body_read_timeout.is_zero() || self.server.body_read_timeout >= self.web.request_timeout {
+            bail!(
+                "server.body_read_timeout must be above 0 and below web.request_timeout (else a slow body is \
+                 answered 503 when the request times out, rather than 408)"
+            );
+        }
         signin_login::Sessions::new(self.server.public_url.clone(), self.session.clone(), self.login.clone())?;
         if self.login.cookie_keys.is_empty() && !self.is_development() {
             bail!(
@@ -273,6 +299,26 @@ mod tests {
         s.providers.get_mut("corp").expect("corp").client_secret = "".into();
         let refused = s.check().expect_err("no secret").to_string();
         assert!(refused.contains("APP__PROVIDERS__CORP__CLIENT_SECRET"), "{refused}");
+    }
+
+    #[test]
+    fn connection_limits_and_the_body_timeout_are_checked() {
+        let s = base();
+        assert_eq!(s.server.max_connections_per_client, 128);
+        assert_eq!(s.server.body_read_timeout, Duration::from_secs(10));
+        let mut none = base();
+        none.server.max_connections_per_client = 0;
+        assert!(none.check().expect_err("no share").to_string().contains("max_connections_per_client"));
+        let mut slow = base();
+        slow.server.body_read_timeout = slow.web.request_timeout;
+        assert!(slow.check().expect_err("not below").to_string().contains("body_read_timeout"));
+        let vars =
+            with_vars(&[("APP__SERVER__MAX_CONNECTIONS_PER_CLIENT", "16"), ("APP__SERVER__BODY_READ_TIMEOUT", "5s")]);
+        let vars = vars.expect("layers parse");
+        assert_eq!(
+            (vars.server.max_connections_per_client, vars.server.body_read_timeout),
+            (16, Duration::from_secs(5))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::Settings;
-use crate::serve::{ConnectionSettings, Draining};
+use crate::serve::{ConnectionSettings, Draining, Listener};
 
 /// Runs the embedded migrations (the `migrate` command).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -68,9 +68,20 @@ impl Stores {
     }
 }
 
+/// The listening socket this process was handed by its parent, if any: systemd's socket activation (`LISTEN_FDS`,
+/// the first socket; `LISTEN_PID`, when set, must be this process). It also clears those variables, so that no
+/// child takes the socket for its own: call it once, before other threads start.
+pub fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
+    let mut handed = listenfd::ListenFd::from_env();
+    if handed.len() == 0 {
+        return Ok(None);
+    }
+    handed.take_tcp_listener(0).context("the first socket in LISTEN_FDS is not a TCP socket")
+}
+
 /// A built application, bound to its port, ready to serve.
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
     router: axum::Router,
     connections: ConnectionSettings,
     draining: Draining,
@@ -90,7 +101,21 @@ impl Application {
 
     /// Builds the application on a listener the caller already bound (tests bind port 0 first, so the public URL
     /// and the provider's redirect URI can name the real port).
-    pub async fn build_with_listener(mut settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::build_on(settings, Listener::Own(listener)).await
+    }
+
+    /// Builds the application on a listening socket other processes hold too ([`inherited_listener`]: systemd's,
+    /// or one shared between an old and a new instance). It serves there instead of binding `server.host` and
+    /// `server.port`; at shutdown it stops accepting and lets go of its copy without taking what is queued, so
+    /// the next process gets those connections.
+    pub async fn build_inherited(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Self> {
+        listener.set_nonblocking(true).context("making the inherited socket non-blocking")?;
+        let listener = TcpListener::from_std(listener).context("serving on the inherited socket")?;
+        Self::build_on(settings, Listener::Inherited(listener)).await
+    }
+
+    async fn build_on(mut settings: Settings, listener: Listener) -> anyhow::Result<Self> {
         settings.check()?;
         // Before anything registers a metric: handles made without a recorder record nothing.
         let recorder = if settings.server.metrics_address.is_empty() { None } else { crate::metrics::recorder() };
@@ -110,6 +135,7 @@ impl Application {
         let providers: Vec<ProviderSettings> = settings.all_providers().map(|(_, provider)| provider).collect();
         let audiences: Vec<String> = providers.iter().map(|provider| provider.client_id.clone()).collect();
         let risc = settings.login.risc.clone();
+        let connections = settings.server.connections(&settings.login.rate_limit);
         let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
         let issuers: Vec<&str> = providers.iter().map(|provider| provider.issuer.as_str()).collect();
         let issuers = issuers.join(", ");
@@ -140,7 +166,6 @@ impl Application {
             directory: Some(directory),
         };
         let router = signin_web::router(app, cached);
-        let connections = settings.server.connections();
         let mut tasks = vec![cleanup, feed_reader];
         let mut metrics = None;
         if let Some(handle) = recorder {
@@ -157,6 +182,11 @@ impl Application {
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Whether it serves on a socket it was handed ([`Application::build_inherited`]).
+    pub fn is_inherited(&self) -> bool {
+        matches!(self.listener, Listener::Inherited(_))
     }
 
     /// Where metrics are served, when they are.

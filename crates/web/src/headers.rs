@@ -19,7 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::AppState;
+use crate::{AppState, BodyDeadline};
 use signin_login::ErrorPage;
 
 use crate::error::render_error_pages;
@@ -157,9 +157,16 @@ where
         request.headers_mut().remove(&REQUEST_ID);
         request.extensions_mut().insert(RequestId(id.clone()));
         let histograms = self.histograms.for_path(request.uri().path());
+        let deadline = request.extensions().get::<BodyDeadline>().cloned();
         Observed {
             inner: self.inner.call(request),
-            done: Some(Done { id, histograms, state: self.state.clone(), started: std::time::Instant::now() }),
+            done: Some(Done {
+                id,
+                histograms,
+                state: self.state.clone(),
+                started: std::time::Instant::now(),
+                deadline,
+            }),
         }
     }
 }
@@ -169,6 +176,8 @@ struct Done {
     histograms: Arc<[metrics::Histogram; 5]>,
     state: AppState,
     started: std::time::Instant,
+    /// The body's deadline, for a request with a body.
+    deadline: Option<BodyDeadline>,
 }
 
 pin_project_lite::pin_project! {
@@ -191,6 +200,10 @@ where
         let Ok(response) = std::task::ready!(this.inner.poll(cx));
         let Some(done) = this.done.take() else {
             return std::task::Poll::Ready(Ok(response));
+        };
+        let response = match &done.deadline {
+            Some(deadline) if deadline.has_passed() => crate::deadline::timed_out(response),
+            _ => response,
         };
         let mut response = render_error_pages(&done.state, response, done.id.to_str().ok());
         let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod deadline;
 mod error;
 mod headers;
 mod health;
@@ -8,6 +9,7 @@ mod sign_in;
 mod state;
 mod templates;
 
+pub use deadline::BodyDeadline;
 pub use error::AppError;
 pub use health::HealthCheck;
 pub use sign_in::{RecordUsers, SessionUser};

@@ -85,34 +85,210 @@ async fn an_idle_keep_alive_connection_is_closed() {
     assert!(closed.is_some(), "an idle keep-alive connection stays open");
 }
 
+/// A connection to `addr` from the loopback address `from` (any of 127.0.0.0/8 works on Linux).
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(format!("{from}:0").parse().expect("address")).expect("bind the client's address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Sends a GET for `path` on a kept-alive connection and returns the status line's code, or `None` when the
+/// connection was closed instead.
+async fn get_on(stream: &mut TcpStream, path: &str) -> Option<u16> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.ok()?.ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it (10 s at most).
+async fn exchange(addr: std::net::SocketAddr, raw: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw.as_bytes()).await.expect("request");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection stayed open: {}", String::from_utf8_lossy(&answer));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// How many of `streams` the server has closed, each given `within` to show it.
+async fn count_closed(streams: &mut [TcpStream], within: Duration) -> usize {
+    let mut closed = 0;
+    for stream in streams {
+        if closed_within(stream, within).await.is_some() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn connections_beyond_the_cap_are_closed_and_served_again_once_below_it() {
+async fn one_address_holds_at_most_its_share_of_the_connections_and_others_are_still_served() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.server.max_connections = 4;
+        s.server.max_connections_per_client = 2;
+        s.server.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // A flood of idle connections from one address: more than all the slots.
+    let mut flood = Vec::new();
+    for _ in 0..10 {
+        flood.push(connect_from("127.0.0.1", app.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let closed = count_closed(&mut flood, Duration::from_millis(300)).await;
+    let mut other = connect_from("127.0.0.2", app.addr).await;
+    let served_elsewhere = get_on(&mut other, "/health/live").await;
+    let mut again = connect_from("127.0.0.1", app.addr).await;
+    let served_again = get_on(&mut again, "/health/live").await;
+
+    assert_eq!(closed, 8, "of 10 idle connections from one address, all but its share of 2 are closed");
+    assert_eq!(served_elsewhere, Some(200), "a client from another address is served");
+    assert_eq!(served_again, Some(200), "a new connection of the flooding address replaces one of its idle ones");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_every_slot_is_taken_the_longest_idle_connection_makes_room() {
     let db = TestDb::create().await.expect("test database");
     let app = app_with(&db, |s| {
         s.server.max_connections = 3;
+        s.server.max_connections_per_client = 3;
         s.server.header_read_timeout = Duration::from_secs(60);
     })
     .await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
-        stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.expect("request");
-        let mut buf = [0u8; 4096];
-        let n = stream.read(&mut buf).await.expect("response");
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let mut stream = connect_from("127.0.0.1", app.addr).await;
+        assert_eq!(get_on(&mut stream, "/health/live").await, Some(200));
         held.push(stream); // kept alive, idle
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let mut fourth = TcpStream::connect(app.addr).await.expect("the kernel still accepts");
-    let _ = fourth.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
-    let mut buf = [0u8; 4096];
-    let answer = tokio::time::timeout(Duration::from_secs(10), fourth.read(&mut buf)).await.expect("closed at once");
-    assert!(matches!(answer, Ok(0) | Err(_)), "a connection beyond the cap was served");
+    let mut newcomer = connect_from("127.0.0.2", app.addr).await;
+    let served = get_on(&mut newcomer, "/health/live").await;
+
+    assert_eq!(served, Some(200), "a new connection is served rather than refused");
+    assert!(closed_within(&mut held[0], Duration::from_secs(2)).await.is_some(), "the longest idle one is closed");
+    for stream in &mut held[1..] {
+        assert_eq!(get_on(stream, "/health/live").await, Some(200), "the others stay");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_is_not_held_to_the_per_client_share() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.server.max_connections = 8;
+        s.server.max_connections_per_client = 2;
+        s.server.header_read_timeout = Duration::from_secs(60);
+        s.login.rate_limit.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    })
+    .await;
+    let mut proxy = Vec::new();
+    for _ in 0..5 {
+        proxy.push(connect_from("127.0.0.1", app.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut served = Vec::new();
+    for stream in &mut proxy {
+        served.push(get_on(stream, "/health/live").await);
+    }
+
+    assert_eq!(served, vec![Some(200); 5], "every connection of the proxy is kept and served");
+}
+
+/// Starts a POST whose body never arrives in full: the request stays in progress on the connection.
+async fn busy_connection(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 1000\r\n\r\ncsrf=",
+        )
+        .await
+        .expect("a head and a little of the body");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_every_connection_is_busy_new_ones_are_closed_and_served_again_once_below_the_cap() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| {
+        s.server.max_connections = 3;
+        s.server.header_read_timeout = Duration::from_secs(60);
+        s.server.body_read_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(busy_connection(app.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut fourth = connect_from("127.0.0.2", app.addr).await;
+    let answer = get_on(&mut fourth, "/health/live").await;
+    assert_eq!(answer, None, "a connection beyond a cap of busy ones was served");
 
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let served = reqwest::get(app.url("/health/live")).await.expect("served below the cap");
-    assert_eq!(served.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let served = loop {
+        let mut stream = connect_from("127.0.0.2", app.addr).await;
+        match get_on(&mut stream, "/health/live").await {
+            Some(status) => break status,
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            None => panic!("never served again below the cap"),
+        }
+    };
+    assert_eq!(served, 200);
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408_after_the_body_read_timeout_and_summed_up_in_the_log() {
+    let (logs, _guard) = signin_testkit::logs::Logs::capture("info");
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |s| s.server.body_read_timeout = Duration::from_millis(500)).await;
+    logs.take();
+    let started = Instant::now();
+
+    let answer = exchange(
+        app.addr,
+        "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 1000\r\n\r\ncsrf=abc",
+    )
+    .await;
+    let took = started.elapsed();
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(answer.contains("Request timeout"), "the error page: {answer}");
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "answered after {took:?}");
+    let lines = logs.take();
+    assert!(!lines.iter().any(|line| line.contains("ERROR")), "{lines:#?}");
+    assert!(lines.iter().any(|line| line.contains("server.body_read_timeout, answered 408")), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_1_1_request_needs_exactly_one_host_header() {
+    let db = TestDb::create().await.expect("test database");
+    let app = app_with(&db, |_| {}).await;
+
+    let none = exchange(app.addr, "GET /health/live HTTP/1.1\r\n\r\n").await;
+    let two = exchange(app.addr, "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: example.com\r\n\r\n").await;
+    let empty = exchange(app.addr, "GET /health/live HTTP/1.1\r\nHost:\r\n\r\n").await;
+    let one = exchange(app.addr, "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
+    let old = exchange(app.addr, "GET /health/live HTTP/1.0\r\n\r\n").await;
+
+    for answer in [&none, &two, &empty] {
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("Bad request"), "the error page: {answer}");
+    }
+    assert!(one.starts_with("HTTP/1.1 200"), "{one}");
+    assert!(old.starts_with("HTTP/1.0 200") || old.starts_with("HTTP/1.1 200"), "HTTP/1.0 needs no Host: {old}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -137,12 +137,31 @@ impl TestApp {
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let app = Application::build_with_listener(settings, listener).await?;
+        Ok(Self::run(addr, base, client, db_url, app))
+    }
+
+    /// Like [`TestApp::launch`], on a listening socket other processes hold too (as systemd hands one down): at
+    /// shutdown the instance leaves what is queued on it to the others.
+    pub async fn launch_inherited(
+        listener: std::net::TcpListener,
+        base: String,
+        client: RegisteredClient,
+        db_url: String,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let app = Application::build_inherited(settings, listener).await?;
+        assert!(app.is_inherited());
+        Ok(Self::run(addr, base, client, db_url, app))
+    }
+
+    fn run(addr: SocketAddr, base: String, client: RegisteredClient, db_url: String, app: Application) -> Self {
         let metrics = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Ok(Self { addr, base, client, db_url, metrics, stop: Some(stop), task: Some(task) })
+        Self { addr, base, client, db_url, metrics, stop: Some(stop), task: Some(task) }
     }
 
     /// Another instance of the same deployment: same database, client and public URL (this instance's, as if a

@@ -14,3 +14,4 @@ mod logout;
 mod outage;
 mod providers;
 mod risc;
+mod socket;
