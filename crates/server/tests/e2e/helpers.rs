@@ -366,6 +366,8 @@ pub fn settings_for_provider(db_url: &str, public_url: &str, issuer: &str, clien
     settings.server.drain = std::time::Duration::ZERO;
     // Every test client is 127.0.0.1, and some sign in hundreds of times; the rate-limit tests set their own.
     settings.login.rate_limit.burst = 1_000_000;
+    // Likewise some hold hundreds of connections at once (one per browser); the connection tests set their own.
+    settings.server.max_connections_per_client = settings.server.max_connections;
     // Many instances on one machine: each its own metrics port.
     settings.server.metrics_address = "127.0.0.1:0".to_owned();
     settings
