@@ -27,7 +27,8 @@ impl Sessions {
     }
 
     /// Like [`Sessions::layer`], with a directory of each person's sessions: sign-ins are recorded in it, the
-    /// [`MySessions`] extractor lists them, and the routes of [`Login::routes`] that end one or all of them work.
+    /// [`MySessions`](crate::MySessions) extractor lists them, and the routes of [`Login::routes`](crate::Login::routes)
+    /// that end one or all of them work.
     pub fn layer_with_directory<S: SessionStore + Clone>(
         &self,
         store: S,

@@ -174,7 +174,7 @@ impl<H: SignIn> Login<H> {
     }
 
     /// Records the logout and security event tokens acted on in `used` (every instance must share it:
-    /// [`MySqlUsedTokens`]), so that one replayed to another instance is refused there too; by default each
+    /// [`MySqlUsedTokens`](crate::MySqlUsedTokens)), so that one replayed to another instance is refused there too; by default each
     /// instance remembers its own. Call it right after building the login, before cloning it.
     pub fn with_used_tokens(mut self, used: Arc<dyn UsedTokens>) -> Result<Self, Error> {
         let inner = Arc::get_mut(&mut self.inner)
