@@ -12,8 +12,10 @@ const USAGE: &str =
     "usage: signin [serve [--no-migrate] | migrate | check-config | generate-key | sessions revoke --user <email>]";
 
 fn main() -> anyhow::Result<()> {
-    // Before the runtime's threads start: taking the socket clears the activation variables.
-    let inherited = inherited_listener()?;
+    // Before the runtime's threads start: taking the socket clears the activation variables. Only `serve` listens,
+    // so only it takes one (a parent's socket of another kind does not stop `generate-key` or `migrate`).
+    let serves = std::env::args().nth(1).is_none_or(|command| command == "serve");
+    let inherited = if serves { inherited_listener()? } else { None };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
