@@ -12,7 +12,7 @@ use signin_login::{RateLimitSettings, SessionLayer, SessionStore};
 use std::net::SocketAddr;
 use tower::{Service, ServiceBuilder};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath};
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -156,13 +156,12 @@ where
         let id = trusted_request_id(proxies, &request).unwrap_or_else(new_request_id);
         request.headers_mut().remove(&REQUEST_ID);
         request.extensions_mut().insert(RequestId(id.clone()));
-        let histograms = self.histograms.for_path(request.uri().path());
         let deadline = request.extensions().get::<BodyDeadline>().cloned();
         Observed {
             inner: self.inner.call(request),
             done: Some(Done {
                 id,
-                histograms,
+                histograms: self.histograms.clone(),
                 state: self.state.clone(),
                 started: std::time::Instant::now(),
                 deadline,
@@ -173,7 +172,7 @@ where
 
 struct Done {
     id: HeaderValue,
-    histograms: Arc<[metrics::Histogram; 5]>,
+    histograms: Arc<RouteHistograms>,
     state: AppState,
     started: std::time::Instant,
     /// The body's deadline, for a request with a body.
@@ -205,63 +204,118 @@ where
             Some(deadline) if deadline.has_passed() => crate::deadline::timed_out(response),
             _ => response,
         };
+        let histograms = done.histograms.for_route(response.extensions().get::<MatchedPath>());
         let mut response = render_error_pages(&done.state, response, done.id.to_str().ok());
         let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
-        done.histograms[class].record(done.started.elapsed().as_secs_f64());
+        histograms[class].record(done.started.elapsed().as_secs_f64());
         response.headers_mut().insert(REQUEST_ID, done.id);
         std::task::Poll::Ready(Ok(response))
     }
 }
 
-/// The histograms of `signin_http_request_duration_seconds`, by route and status class, registered once. The route
-/// is one of the site's own paths, `/static` for assets, or `other`, so that the labels stay few.
+/// The histograms of `signin_http_request_duration_seconds`, by route and status class. The route is the one the
+/// router matched (axum's [`MatchedPath`], which [`TagRoute`] carries to the response), so that every route is
+/// counted under its own pattern and a new one cannot be missed; a request no route matched counts as `other`.
+/// Each route's histograms are registered at its first request: the routes are the router's, so they are few.
 struct RouteHistograms {
-    /// Each route's path and its histograms by status class (1xx … 5xx).
-    routes: Vec<(String, Arc<[metrics::Histogram; 5]>)>,
-    assets: Arc<[metrics::Histogram; 5]>,
-    other: Arc<[metrics::Histogram; 5]>,
+    routes: std::sync::RwLock<Vec<(Arc<str>, ByClass)>>,
+    other: ByClass,
 }
 
+/// One route's histograms, by status class (1xx … 5xx).
+type ByClass = Arc<[metrics::Histogram; 5]>;
+
 impl RouteHistograms {
-    fn new(state: &AppState) -> Self {
-        let by_class = |route: &str| {
-            Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
-                metrics::histogram!(
-                    "signin_http_request_duration_seconds", "route" => route.to_owned(), "status" => class
-                )
-            }))
-        };
-        let login = state.login.sessions().login_settings();
-        let mut paths: Vec<String> =
-            ["/", "/api/me", crate::routes::sessions::PATH, "/health/live", "/health/ready"].map(str::to_owned).into();
-        paths.extend(
-            [
-                &login.login_path,
-                &login.callback_path,
-                &login.logout_path,
-                &login.end_session_path,
-                &login.end_all_sessions_path,
-            ]
-            .map(Clone::clone),
-        );
-        Self {
-            routes: paths
-                .into_iter()
-                .map(|path| {
-                    let h = by_class(&path);
-                    (path, h)
-                })
-                .collect(),
-            assets: by_class("/static"),
-            other: by_class("other"),
-        }
+    fn new() -> Self {
+        Self { routes: std::sync::RwLock::new(Vec::new()), other: Self::by_class("other") }
     }
 
-    fn for_path(&self, path: &str) -> Arc<[metrics::Histogram; 5]> {
-        if path.starts_with("/static/") {
-            return self.assets.clone();
+    fn by_class(route: &str) -> ByClass {
+        Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+            metrics::histogram!("signin_http_request_duration_seconds", "route" => route.to_owned(), "status" => class)
+        }))
+    }
+
+    fn for_route(&self, route: Option<&MatchedPath>) -> ByClass {
+        let Some(route) = route.map(MatchedPath::as_str) else {
+            return self.other.clone();
+        };
+        let known = |routes: &[(Arc<str>, ByClass)]| {
+            routes.iter().find(|(known, _)| &**known == route).map(|(_, histograms)| histograms.clone())
+        };
+        // A poisoned lock only means a writer panicked between two whole pushes.
+        if let Some(histograms) = known(&self.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+            return histograms;
         }
-        self.routes.iter().find(|(route, _)| route == path).map_or(&self.other, |(_, histograms)| histograms).clone()
+        let mut routes = self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(histograms) = known(&routes) {
+            return histograms;
+        }
+        let histograms = Self::by_class(route);
+        routes.push((Arc::from(route), histograms.clone()));
+        histograms
+    }
+}
+
+/// Puts the route the router matched ([`MatchedPath`]) into the response's extensions, where [`Observe`], outside
+/// the router, reads it.
+#[derive(Clone, Copy)]
+pub(crate) struct TagRoute;
+
+impl<S> tower::Layer<S> for TagRoute {
+    type Service = TagRouteService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TagRouteService { inner }
+    }
+}
+
+/// The service of [`TagRoute`].
+#[derive(Clone)]
+pub(crate) struct TagRouteService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for TagRouteService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Tagged<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        Tagged { inner: self.inner.call(request), route }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`TagRouteService`].
+    pub(crate) struct Tagged<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> std::future::Future for Tagged<F>
+where
+    F: std::future::Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(route) = this.route.take() {
+            response.extensions_mut().insert(route);
+        }
+        std::task::Poll::Ready(Ok(response))
     }
 }
 
@@ -277,7 +331,8 @@ pub(crate) fn protect<S: SessionStore + Clone>(
     let settings = &state.settings;
     let headers = ResponseHeaders::new(&state);
     let pages = state.clone();
-    let histograms = Arc::new(RouteHistograms::new(&state));
+    let histograms = Arc::new(RouteHistograms::new());
+    let routes = routes.layer(TagRoute);
     ServiceBuilder::new()
         .layer(tower::layer::layer_fn(move |inner| Observe {
             inner,

@@ -465,6 +465,11 @@ async fn metrics_are_served_apart_from_the_site_and_count_sign_ins_by_outcome() 
     let refused = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let refused = refused.get(app.url("/login/callback?code=c&state=s")).send().await.expect("answered");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    // Routes no hand-kept list names: a provider's back-channel logout, and a page that does not exist.
+    let backchannel = reqwest::Client::new().post(app.url("/login/oidc/backchannel-logout"));
+    let backchannel = backchannel.form(&[("logout_token", "not-a-jwt")]).send().await.expect("answered");
+    assert_eq!(backchannel.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(reqwest::get(app.url("/nowhere")).await.expect("answered").status(), StatusCode::NOT_FOUND);
     let after = scrape().await;
 
     let moved = |series_name: &str| series(&after, series_name) - series(&before, series_name);
@@ -474,6 +479,9 @@ async fn metrics_are_served_apart_from_the_site_and_count_sign_ins_by_outcome() 
         moved("signin_http_request_duration_seconds_count{route=\"/login/callback\",status=\"3xx\"}") >= 1.0,
         "{after}"
     );
+    let route = |route: &str| format!("signin_http_request_duration_seconds_count{{route=\"{route}\",status=\"4xx\"}}");
+    assert!(moved(&route("/login/oidc/backchannel-logout")) >= 1.0, "the router's own route: {after}");
+    assert!(moved(&route("other")) >= 1.0, "no route matched: {after}");
     assert!(after.contains("signin_provider_request_seconds_bucket"), "provider calls are timed: {after}");
     let site = reqwest::get(app.url("/metrics")).await.expect("answered");
     assert_eq!(site.status(), StatusCode::NOT_FOUND, "not on the site's own address");
