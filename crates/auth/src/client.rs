@@ -720,6 +720,10 @@ impl Provider for OidcClient {
         self.inner.settings.clock_leeway
     }
 
+    fn client_id(&self) -> &str {
+        &self.inner.settings.client_id
+    }
+
     fn prompt_after_sign_out(&self) -> Option<&str> {
         self.inner.prompt_after_sign_out.as_deref()
     }

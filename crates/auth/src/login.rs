@@ -53,6 +53,12 @@ pub trait Provider: Send + Sync + 'static {
         "oidc"
     }
 
+    /// The client id this site has at the provider: the audience of its tokens, and of its security events.
+    /// Empty by default (a provider that issues no tokens to this site itself).
+    fn client_id(&self) -> &str {
+        ""
+    }
+
     /// How far the provider's clock may be from ours ([`crate::ProviderSettings::clock_leeway`]; a minute by
     /// default): records that must outlast what this provider's tokens and attempts allow last this much longer.
     fn clock_leeway(&self) -> std::time::Duration {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod database;
 pub mod duration;
 mod identity;
 mod redirect;
@@ -7,6 +8,7 @@ mod repository;
 mod tally;
 mod user;
 
+pub use database::DatabaseSettings;
 pub use identity::{DisplayName, Email, Identity, IdentityError, Issuer, PictureUrl, ProfileClaims, Subject};
 pub use redirect::LocalPath;
 pub use repository::{BoxError, RepositoryError, UserRepository};

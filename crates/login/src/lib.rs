@@ -2,6 +2,8 @@
 
 mod attempts;
 mod backchannel;
+mod builder;
+mod config;
 mod domains;
 mod error;
 mod extract;
@@ -25,20 +27,25 @@ pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::{ForwardedHeader, RateLimitSettings};
 pub use mine::{ActiveSession, MySessions};
 pub use settings::{LoginSettings, generate_cookie_key};
-/// The RISC event types the receiver acts on ([`Login::with_risc`]).
+/// The RISC event types the receiver acts on (`login.risc.enabled`).
 pub use signin_auth::event as risc_event;
 pub use signin_auth::{
     Claims, GOOGLE_ISSUER, OidcClient, Provider, ProviderSettings, RiscReceiver, RiscSettings, SignedIn, Tokens,
     issuer_name,
 };
 pub use signin_session::{
-    AccountHolds, MemoryAccountHolds, MemoryDirectory, MemoryUsedTokens, MySqlAccountHolds, MySqlSessionDirectory,
-    MySqlSessionStore, MySqlUsedTokens, SessionDirectory, SessionSettings, UsedTokens, sqlx_pool,
+    AccountHolds, MemoryAccountHolds, MemoryDirectory, MemoryUsedTokens, SessionDirectory, SessionSettings, UsedTokens,
 };
+/// The MySQL stores (feature `mysql`, on by default).
+#[cfg(feature = "mysql")]
+pub use signin_session::{MySqlAccountHolds, MySqlSessionDirectory, MySqlSessionStore, MySqlUsedTokens, sqlx_pool};
 pub use tower_sessions::SessionStore;
 
+pub use builder::{LoginBuilder, step};
+pub use config::{ConfigSource, SiteSettings, providers_in_order};
 pub use layer::{SaveWatch, SessionLayer, SessionService};
 pub use login::{Login, ProviderLink};
+pub use signin_domain::DatabaseSettings;
 pub use site::Sessions;
 
 pub(crate) use layer::Control;

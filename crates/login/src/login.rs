@@ -9,10 +9,7 @@ use url::Url;
 
 use crate::provider_check::ProviderCheck;
 use crate::settings::{ProviderPaths, plain_id};
-use crate::{
-    AccountHolds, Error, GOOGLE_ISSUER, MemoryUsedTokens, OidcClient, Provider, ProviderSettings, Sessions, SignIn,
-    UsedTokens, domains, limit,
-};
+use crate::{AccountHolds, Error, GOOGLE_ISSUER, Provider, Sessions, SignIn, UsedTokens, domains, limit};
 
 /// Sign-in with one or several providers: the routes that sign people in and out, around the service's [`SignIn`]
 /// hook. Cheap to clone.
@@ -24,7 +21,7 @@ pub(crate) struct LoginInner<H> {
     pub(crate) sessions: Sessions,
     /// The `jti`s of the logout and security event tokens acted on (per issuer), for refusing a replay.
     pub(crate) used_tokens: Arc<dyn UsedTokens>,
-    /// Receiving security events ([`Login::with_risc`]).
+    /// Receiving security events (`login.risc.enabled`).
     pub(crate) risc: Option<Risc>,
     /// The first is the site's main provider (`/login`, `login.callback_path`).
     pub(crate) providers: Vec<Entry>,
@@ -76,45 +73,15 @@ impl<H> fmt::Debug for Login<H> {
 }
 
 impl<H: SignIn> Login<H> {
-    /// Discovers the provider (discovery document and keys, once, now: call this at start-up) and signs people in
-    /// with it, the callback registered as [`Sessions::redirect_url`].
-    pub async fn discover(sessions: Sessions, provider: ProviderSettings, hook: H) -> Result<Self, Error> {
-        Self::discover_all(sessions, [provider], hook).await
-    }
-
-    /// Discovers several providers at once and signs people in with each. The first is the main one (`/login`,
-    /// its callback at [`Sessions::redirect_url`]); every other has `/login/<id>` and its callback at
-    /// [`Sessions::redirect_url_for`] its id.
-    pub async fn discover_all(
+    /// The login of [`crate::LoginBuilder::build`], once its providers are at hand: checks that they can work
+    /// together (ids, issuers and paths distinct) and that attempts can be sealed.
+    pub(crate) fn assemble(
         sessions: Sessions,
-        providers: impl IntoIterator<Item = ProviderSettings>,
+        providers: Vec<Arc<dyn Provider>>,
         hook: H,
+        used_tokens: Arc<dyn UsedTokens>,
+        risc: Option<Risc>,
     ) -> Result<Self, Error> {
-        let discoveries =
-            providers.into_iter().enumerate().map(|(index, settings)| {
-                let redirect = if index == 0 {
-                    sessions.redirect_url().clone()
-                } else {
-                    sessions.redirect_url_for(&settings.id())
-                };
-                async move {
-                    OidcClient::discover(settings, redirect).await.map(|client| Arc::new(client) as Arc<dyn Provider>)
-                }
-            });
-        let clients = futures_util::future::try_join_all(discoveries).await?;
-        Self::with_providers(sessions, clients, hook)
-    }
-
-    /// Signs people in with `provider` (an [`OidcClient`], or a fake in tests). Refuses to work without an
-    /// attempt-cookie key (`login.cookie_keys`).
-    pub fn new(sessions: Sessions, provider: Arc<dyn Provider>, hook: H) -> Result<Self, Error> {
-        Self::with_providers(sessions, vec![provider], hook)
-    }
-
-    /// Signs people in with each of `providers`; the first is the main one (see [`Login::discover_all`]). Their
-    /// ids and issuers must be distinct: an attempt is completed only by the callback of the provider it began
-    /// with, and an RFC 9207 `iss` names one provider.
-    pub fn with_providers(sessions: Sessions, providers: Vec<Arc<dyn Provider>>, hook: H) -> Result<Self, Error> {
         if providers.is_empty() {
             return Err(Error::Config("no OpenID provider is configured".into()));
         }
@@ -167,34 +134,9 @@ impl<H: SignIn> Login<H> {
         }
         let limit = limit::layer(&login.rate_limit)?;
         let domains = domains::DomainRules::new(&login.hosted_domains, &login.email_domains);
-        let used_tokens: Arc<dyn UsedTokens> = Arc::new(MemoryUsedTokens::default());
         Ok(Self {
-            inner: Arc::new(LoginInner { sessions, used_tokens, risc: None, providers: entries, hook, limit, domains }),
+            inner: Arc::new(LoginInner { sessions, used_tokens, risc, providers: entries, hook, limit, domains }),
         })
-    }
-
-    /// Records the logout and security event tokens acted on in `used` (every instance must share it:
-    /// [`MySqlUsedTokens`](crate::MySqlUsedTokens)), so that one replayed to another instance is refused there too; by default each
-    /// instance remembers its own. Call it right after building the login, before cloning it.
-    pub fn with_used_tokens(mut self, used: Arc<dyn UsedTokens>) -> Result<Self, Error> {
-        let inner = Arc::get_mut(&mut self.inner)
-            .ok_or_else(|| Error::Config("Login::with_used_tokens must be called before the login is cloned".into()))?;
-        inner.used_tokens = used;
-        Ok(self)
-    }
-
-    /// Receives security events from a RISC transmitter at `login.risc_path` (see the README), acting on them with
-    /// the site's session directory, `holds` (accounts that may not sign in until released) and the hook's
-    /// [`SignIn::forget`]. Call it right after building the login, before cloning it.
-    pub fn with_risc(
-        mut self,
-        receiver: Arc<signin_auth::RiscReceiver>,
-        holds: Arc<dyn AccountHolds>,
-    ) -> Result<Self, Error> {
-        let inner = Arc::get_mut(&mut self.inner)
-            .ok_or_else(|| Error::Config("Login::with_risc must be called before the login is cloned".into()))?;
-        inner.risc = Some(Risc { receiver, holds });
-        Ok(self)
     }
 
     /// The main provider (the first).

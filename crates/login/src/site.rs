@@ -84,6 +84,20 @@ impl Sessions {
         Ok(Self(Arc::new(Site { public_url, prefix, origin, redirect_url, session, cookie, login, attempts })))
     }
 
+    /// The site at `public_url` with the loaded [`crate::SiteSettings`] (`[session]` and `[login]`): what a
+    /// service that signs people in builds.
+    pub fn from_settings(public_url: Url, site: &crate::SiteSettings) -> Result<Self, Error> {
+        Self::new(public_url, site.session.clone(), site.login.clone())
+    }
+
+    /// The site as a service that only reads its sessions sees it (no sign-in routes of its own): the shared
+    /// `[session]` settings and the paths of `[login]` (so that its sign-in links follow the site's), without the
+    /// attempt-cookie keys a reader never uses.
+    pub fn reader(public_url: Url, site: &crate::SiteSettings) -> Result<Self, Error> {
+        let login = LoginSettings { cookie_keys: Vec::new(), ..site.login.clone() };
+        Self::new(public_url, site.session.clone(), login)
+    }
+
     /// The public URL.
     pub fn public_url(&self) -> &Url {
         &self.0.public_url

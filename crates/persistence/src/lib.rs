@@ -4,13 +4,10 @@ mod error;
 mod repository;
 mod schema;
 
-use std::time::Duration;
-
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret;
 
 pub use error::PersistenceError;
 pub use repository::MySqlUserRepository;
@@ -21,37 +18,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// A pool of diesel-async MySQL connections.
 pub type DbPool = diesel_async::pooled_connection::deadpool::Pool<AsyncMysqlConnection>;
 
-/// Where the database is and how to connect to it.
-///
-/// Deserialises from the `[database]` configuration section; `connect_timeout` is seconds (`3`, `0.5`) or a form
-/// such as `"3s"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// `mysql://user:password@host:port/database`.
-    pub url: SecretString,
-    /// Most connections the pool opens (default 8).
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
-    /// How long to wait for a connection before reporting the database unavailable (default 3 s).
-    #[serde(default = "default_connect_timeout", with = "signin_domain::duration")]
-    pub connect_timeout: Duration,
-}
-
-impl DatabaseSettings {
-    /// Settings for a URL with the default pool size and timeout.
-    pub fn new(url: SecretString) -> Self {
-        Self { url, pool_size: default_pool_size(), connect_timeout: default_connect_timeout() }
-    }
-}
-
-fn default_pool_size() -> usize {
-    8
-}
-
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(3)
-}
+pub use signin_domain::DatabaseSettings;
 
 /// Checks that the URL is a `mysql://` URL naming a database, so a typo fails at start-up.
 fn checked_url(settings: &DatabaseSettings) -> Result<&str, PersistenceError> {

@@ -5,13 +5,13 @@
 //! persistence's, `[oidc]` into auth's, `[session]` into the session crate's, `[login]` into the login library's,
 //! `[web]` into the web crate's. Only `[server]` and `[log]` belong to this binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use signin_login::{LoginSettings, ProviderSettings, SessionSettings};
+use signin_login::{ConfigSource, LoginSettings, ProviderSettings, SessionSettings};
 use signin_persistence::DatabaseSettings;
 use signin_web::WebSettings;
 use url::Url;
@@ -120,29 +120,11 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// `APP__SECTION__KEY` variables, e.g. `APP__OIDC__CLIENT_SECRET`; `oidc.scopes`, `login.cookie_keys`,
-/// `login.hosted_domains`, `login.email_domains` and `login.rate_limit.trusted_proxies` take
-/// comma-separated lists.
-fn app_environment() -> config::Environment {
-    config::Environment::with_prefix("APP")
-        .prefix_separator("__")
-        .separator("__")
-        .list_separator(",")
-        .with_list_parse_key("oidc.scopes")
-        .with_list_parse_key("login.cookie_keys")
-        .with_list_parse_key("login.rate_limit.trusted_proxies")
-        .with_list_parse_key("login.hosted_domains")
-        .with_list_parse_key("login.email_domains")
-        .try_parsing(true)
-}
-
 impl Settings {
     /// Loads the settings from `SIGNIN_CONFIG_DIR` (default `./config`), the environment named by
     /// `APP_ENVIRONMENT`, and `APP__…` variables, and checks them.
     pub fn load() -> anyhow::Result<Self> {
-        let dir = std::env::var_os("SIGNIN_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config"));
-        let environment = std::env::var("APP_ENVIRONMENT").ok();
-        Self::load_from(&dir, environment.as_deref(), true)
+        Self::from_source(ConfigSource::from_env())
     }
 
     /// Loads from the given directory and checks the result; `with_env` adds the `APP__…` variables.
@@ -154,35 +136,30 @@ impl Settings {
 
     /// Reads the layers without checking them, for callers that fill in the rest themselves (tests).
     pub fn read(dir: &Path, environment: Option<&str>, with_env: bool) -> anyhow::Result<Self> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .add_source(config::File::from(dir.join("default.toml")).required(false));
-        let environment = environment.filter(|e| !e.is_empty());
-        if let Some(env) = environment {
-            if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                bail!("APP_ENVIRONMENT must be a plain name such as development or production");
-            }
-            builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
-        }
-        builder = builder.add_source(config::File::from(dir.join("local.toml")).required(false));
-        if with_env {
-            builder = builder.add_source(app_environment());
-        }
-        let mut settings: Self =
-            builder.build().and_then(|c| c.try_deserialize()).context("reading the configuration")?;
-        settings.environment = environment.map(str::to_owned);
+        let source = ConfigSource::new(dir).environment(environment);
+        Self::read_source(if with_env { source } else { source.without_variables() })
+    }
+
+    fn from_source(source: ConfigSource) -> anyhow::Result<Self> {
+        let settings = Self::read_source(source)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The login library's layering (the same for every service on the site) over the defaults compiled in.
+    fn read_source(source: ConfigSource) -> anyhow::Result<Self> {
+        let source = source.with_defaults(DEFAULTS);
+        let mut settings: Self = source.load()?;
+        settings.environment = source.environment_name().map(str::to_owned);
         Ok(settings)
     }
 
     /// The main provider, then the others in the order of their ids, each with its id (a `[providers.<id>]`
     /// table's id is its name).
     pub fn all_providers(&self) -> impl Iterator<Item = (String, ProviderSettings)> + '_ {
-        let main = std::iter::once((self.oidc.id(), self.oidc.clone()));
-        main.chain(
-            self.providers
-                .iter()
-                .map(|(id, provider)| (id.clone(), ProviderSettings { id: Some(id.clone()), ..provider.clone() })),
-        )
+        signin_login::providers_in_order(Some(&self.oidc), &self.providers)
+            .into_iter()
+            .map(|provider| (provider.id(), provider))
     }
 
     /// Whether these are development settings (`APP_ENVIRONMENT=development`).
@@ -240,22 +217,42 @@ mod tests {
 
     use super::*;
 
-    fn builder() -> config::ConfigBuilder<config::builder::DefaultState> {
-        config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+    /// The compiled-in defaults alone (no files: the directory does not exist), with these variables.
+    fn source(vars: &[(&str, &str)]) -> ConfigSource {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        ConfigSource::new("/nonexistent").variables_from(vars).with_defaults(DEFAULTS)
     }
 
     fn base() -> Settings {
-        let mut s: Settings = builder().build().and_then(|c| c.try_deserialize()).expect("defaults parse");
+        let mut s: Settings = source(&[]).load().expect("defaults parse");
         s.oidc.client_id = "id".into();
         s.oidc.client_secret = "secret".into();
         s.login.cookie_keys = vec![signin_login::generate_cookie_key().into()];
         s
     }
 
-    fn with_vars(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
-        let vars: std::collections::HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        builder().add_source(app_environment().source(Some(vars))).build().and_then(|c| c.try_deserialize())
+    fn with_vars(vars: &[(&str, &str)]) -> Result<Settings, signin_login::Error> {
+        source(vars).load()
+    }
+
+    /// The defaults exist once, in the settings types; `config/default.toml` documents them, and this proves it
+    /// says what the types would do anyway (so a service that loads the shared sections without the app's file
+    /// behaves as the app does).
+    #[test]
+    fn the_files_defaults_of_the_shared_sections_are_the_types_own() {
+        let file = base();
+        let same = |what: &str, from_file: String, from_type: String| {
+            assert_eq!(from_file, from_type, "config/default.toml's [{what}] differs from the type's defaults");
+        };
+        same("session", format!("{:?}", file.session), format!("{:?}", SessionSettings::default()));
+        let keyless = LoginSettings { cookie_keys: Vec::new(), ..file.login.clone() };
+        same("login", format!("{keyless:?}"), format!("{:?}", LoginSettings::default()));
+        same("web", format!("{:?}", file.web), format!("{:?}", WebSettings::default()));
+        let google = ProviderSettings::new(signin_login::GOOGLE_ISSUER, "", "".into());
+        let oidc = ProviderSettings { client_id: String::new(), client_secret: "".into(), ..file.oidc.clone() };
+        same("oidc", format!("{oidc:?}"), format!("{google:?}"));
+        let database = signin_login::DatabaseSettings::new(file.database.url.clone());
+        same("database", format!("{:?}", file.database), format!("{database:?}"));
     }
 
     #[test]

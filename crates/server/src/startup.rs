@@ -7,9 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use signin_domain::UserRepository;
-use signin_login::{
-    Login, MySqlAccountHolds, MySqlSessionStore, MySqlUsedTokens, ProviderSettings, RiscReceiver, Sessions,
-};
+use signin_login::{Login, MySqlSessionStore, ProviderSettings, Sessions};
 use signin_persistence::MySqlUserRepository;
 use signin_session::{CachedStore, MySqlChangeFeed, MySqlSessionDirectory, SessionDirectory};
 use signin_web::{App, HealthCheck, RecordUsers, Templates};
@@ -133,24 +131,16 @@ impl Application {
         let feed_reader = cached.spawn_feed_reader();
 
         let providers: Vec<ProviderSettings> = settings.all_providers().map(|(_, provider)| provider).collect();
-        let audiences: Vec<String> = providers.iter().map(|provider| provider.client_id.clone()).collect();
-        let risc = settings.login.risc.clone();
         let connections = settings.server.connections(&settings.login.rate_limit);
         let sessions = Sessions::new(settings.server.public_url.clone(), settings.session, settings.login)?;
         let issuers: Vec<&str> = providers.iter().map(|provider| provider.issuer.as_str()).collect();
         let issuers = issuers.join(", ");
-        let login = Login::discover_all(sessions, providers, RecordUsers::new(users.clone()))
+        let login = Login::builder(sessions, RecordUsers::new(users.clone()))
+            .discover(providers)
             .await
-            .with_context(|| format!("OpenID Connect discovery failed (providers: {issuers})"))?;
-        let login = login.with_used_tokens(Arc::new(MySqlUsedTokens::new(session_pool.clone())))?;
-        let login = if risc.enabled {
-            let receiver = RiscReceiver::discover(&risc, audiences)
-                .await
-                .with_context(|| format!("reading the RISC configuration at {} failed", risc.configuration_url))?;
-            login.with_risc(Arc::new(receiver), Arc::new(MySqlAccountHolds::new(session_pool.clone())))?
-        } else {
-            login
-        };
+            .with_context(|| format!("discovering the OpenID providers failed (providers: {issuers})"))?
+            .shared_in(&session_pool)
+            .build()?;
 
         let draining = Draining::default();
         let health: Vec<Arc<dyn HealthCheck>> = vec![

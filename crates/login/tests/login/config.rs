@@ -9,7 +9,11 @@ use crate::support::{FakeIdp, Hook, Options};
 fn login_without_cookie_keys_is_a_config_error_naming_the_key() {
     let options = Options { keys: Vec::new(), ..Options::default() };
     let sessions = options.sessions();
-    let err = Login::new(sessions, FakeIdp::new(), Hook::Keep).expect_err("no key, no login");
+    let err = Login::builder(sessions, Hook::Keep)
+        .providers(vec![FakeIdp::new()])
+        .per_instance()
+        .build()
+        .expect_err("no key");
     match err {
         Error::Config(message) => assert!(message.contains("login.cookie_keys"), "{message}"),
         other => panic!("expected a config error, got {other:?}"),
@@ -81,4 +85,18 @@ fn unusable_settings_name_their_key() {
         let err = Sessions::new(url, session, login).expect_err(key);
         assert!(matches!(&err, Error::Config(message) if message.contains(key)), "{key}: {err:?}");
     }
+}
+
+#[test]
+fn a_reader_follows_the_sites_paths_and_needs_no_keys() {
+    // A service that only reads the sessions: the shared sections, the app's own login path, no attempt key.
+    let site: signin_login::SiteSettings = serde_json::from_value(serde_json::json!({
+        "login": { "login_path": "/auth/signin", "callback_path": "/auth/signin/back" },
+        "database": { "url": "mysql://db/site" },
+    }))
+    .expect("shared sections");
+    let reader = Sessions::reader(Url::parse("https://notes.example.com").expect("url"), &site).expect("a reader");
+    let next = signin_domain::LocalPath::parse("/notes").expect("a path");
+    assert_eq!(reader.login_url(Some(&next)), "/auth/signin?next=%2Fnotes", "its sign-in links follow the app's");
+    assert!(reader.login_settings().cookie_keys.is_empty());
 }

@@ -91,7 +91,11 @@ async fn an_unknown_session_cookie_counts_as_signed_out() {
 async fn without_the_session_layer_the_extractors_and_routes_give_500() {
     let options = Options::default();
     let sessions = options.sessions();
-    let login = signin_login::Login::new(sessions, FakeIdp::new(), options.hook).expect("login");
+    let login = signin_login::Login::builder(sessions, options.hook)
+        .providers(vec![FakeIdp::new()])
+        .per_instance()
+        .build()
+        .expect("login");
     let app = routes(&login);
     for (method, uri) in [
         (Method::GET, "/me"),

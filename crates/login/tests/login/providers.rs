@@ -17,7 +17,11 @@ fn two_providers() -> (Site, Arc<FakeProvider>, Login<Hook>) {
     let main = FakeIdp::new();
     let corp = FakeIdp::named("corp", CORP);
     let providers: Vec<Arc<dyn Provider>> = vec![main.clone(), corp.clone()];
-    let login = Login::with_providers(sessions.clone(), providers, Hook::Keep).expect("two providers");
+    let login = Login::builder(sessions.clone(), Hook::Keep)
+        .providers(providers)
+        .per_instance()
+        .build()
+        .expect("two providers");
     let store = Store::default();
     let app = routes(&login).layer(sessions.layer(store.clone()));
     (Site { app, store, idp: main, sessions }, corp, login)
@@ -84,7 +88,9 @@ async fn an_attempt_begun_with_one_provider_is_refused_at_another_providers_call
 #[test]
 fn providers_need_plain_distinct_ids_distinct_issuers_and_free_paths() {
     let sessions = Options::default().sessions();
-    let build = |providers: Vec<Arc<dyn Provider>>| Login::with_providers(sessions.clone(), providers, Hook::Keep);
+    let build = |providers: Vec<Arc<dyn Provider>>| {
+        Login::builder(sessions.clone(), Hook::Keep).providers(providers).per_instance().build()
+    };
     let refusal = |providers: Vec<Arc<dyn Provider>>| match build(providers) {
         Err(Error::Config(message)) => message,
         other => panic!("expected a configuration error, got {other:?}"),

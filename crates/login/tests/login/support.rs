@@ -234,11 +234,12 @@ impl Options {
     pub fn build(self) -> Site {
         let sessions = self.sessions();
         let idp = FakeIdp::new();
-        let login = Login::new(sessions.clone(), idp.clone(), self.hook).expect("a login with a key");
-        let login = match self.used_tokens {
-            Some(used) => login.with_used_tokens(used).expect("before any clone"),
-            None => login,
+        let builder = Login::builder(sessions.clone(), self.hook).providers(vec![idp.clone()]);
+        let builder = match self.used_tokens {
+            Some(used) => builder.stores(used, Arc::new(signin_login::MemoryAccountHolds::default())),
+            None => builder.per_instance(),
         };
+        let login = builder.build().expect("a login with a key");
         let store = Store::default();
         let layer = if self.directory {
             sessions.layer_with_directory(store.clone(), Arc::new(MemoryDirectory::default()))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{StatusCode, header};
-use signin_login::{LoginSettings, MySqlSessionStore, SessionSettings, Sessions};
+use signin_login::{ConfigSource, MySqlSessionStore, SessionSettings, Sessions, SiteSettings};
 use signin_testkit::TestDb;
 use tokio::net::TcpListener;
 
@@ -17,8 +17,11 @@ async fn spawn_notes_api(db_url: &str) -> String {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let pool = signin_login::sqlx_pool(&db_url.to_owned().into(), 2, Duration::from_secs(3)).expect("pool");
     let store = MySqlSessionStore::new(pool).expect("store");
-    let session = SessionSettings { cookie_name: COOKIE.to_owned(), secure: false, ..SessionSettings::default() };
-    let sessions = Sessions::new(base.parse().expect("url"), session, LoginSettings::default()).expect("sessions");
+    // The site's own configuration, as the service would load it, with the tests' cookie.
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut site: SiteSettings = ConfigSource::new(config).without_variables().load().expect("the site's settings");
+    site.session = SessionSettings { cookie_name: COOKIE.to_owned(), secure: false, ..site.session };
+    let sessions = Sessions::reader(base.parse().expect("url"), &site).expect("sessions");
     let app = notes_api::app(&sessions, store);
     tokio::spawn(async move { axum::serve(listener, app).await });
     base

@@ -227,7 +227,10 @@ impl TestApp {
         .expect("valid site settings");
         let users = FakeUsers::default();
         let provider = fake_provider(options.google);
-        let login = Login::new(sessions, provider.clone(), RecordUsers::new(Arc::new(users.clone())))
+        let login = Login::builder(sessions, RecordUsers::new(Arc::new(users.clone())))
+            .providers(vec![provider.clone()])
+            .per_instance()
+            .build()
             .expect("a login with an attempt-cookie key");
         let app = App {
             login,
