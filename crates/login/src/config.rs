@@ -145,12 +145,20 @@ impl SiteSettings {
     /// The main provider, then the others in the order of their ids, each with its id (a `[providers.<id>]`
     /// table's id is its name).
     pub fn all_providers(&self) -> Vec<ProviderSettings> {
-        providers_in_order(self.oidc.as_ref(), &self.providers)
+        Self::providers_of(self.oidc.as_ref(), &self.providers)
+    }
+
+    /// The same for a program that keeps the two sections in a settings type of its own.
+    pub fn providers_of(
+        main: Option<&ProviderSettings>,
+        others: &BTreeMap<String, ProviderSettings>,
+    ) -> Vec<ProviderSettings> {
+        providers_in_order(main, others)
     }
 }
 
 /// The main provider, then `others` in the order of their ids, each with its id.
-pub fn providers_in_order(
+fn providers_in_order(
     main: Option<&ProviderSettings>,
     others: &BTreeMap<String, ProviderSettings>,
 ) -> Vec<ProviderSettings> {

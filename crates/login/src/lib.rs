@@ -42,8 +42,11 @@ pub use signin_session::{MySqlAccountHolds, MySqlSessionDirectory, MySqlSessionS
 pub use tower_sessions::SessionStore;
 
 pub use builder::{LoginBuilder, step};
-pub use config::{ConfigSource, SiteSettings, providers_in_order};
-pub use layer::{SaveWatch, SessionLayer, SessionService};
+pub use config::{ConfigSource, SiteSettings};
+pub use layer::SessionLayer;
+/// Named by [`SessionLayer`]'s `Layer` implementation; not used directly.
+#[doc(hidden)]
+pub use layer::{SaveWatch, SessionService};
 pub use login::{Login, ProviderLink};
 pub use signin_domain::DatabaseSettings;
 pub use site::Sessions;

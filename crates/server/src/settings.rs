@@ -157,7 +157,7 @@ impl Settings {
     /// The main provider, then the others in the order of their ids, each with its id (a `[providers.<id>]`
     /// table's id is its name).
     pub fn all_providers(&self) -> impl Iterator<Item = (String, ProviderSettings)> + '_ {
-        signin_login::providers_in_order(Some(&self.oidc), &self.providers)
+        signin_login::SiteSettings::providers_of(Some(&self.oidc), &self.providers)
             .into_iter()
             .map(|provider| (provider.id(), provider))
     }
