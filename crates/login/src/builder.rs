@@ -40,6 +40,30 @@ struct StoreChoice {
     holds: Arc<dyn AccountHolds>,
 }
 
+/// A step left out does not compile. Without the stores (where once-only records live):
+///
+/// ```compile_fail
+/// # fn f(sessions: signin_login::Sessions, p: std::sync::Arc<dyn signin_login::Provider>) {
+/// let login = signin_login::Login::builder(sessions, signin_login::KeepClaims).providers(vec![p]).build();
+/// # }
+/// ```
+///
+/// Without the providers:
+///
+/// ```compile_fail
+/// # fn f(sessions: signin_login::Sessions) {
+/// let login = signin_login::Login::builder(sessions, signin_login::KeepClaims).per_instance().build();
+/// # }
+/// ```
+///
+/// With both, in either order:
+///
+/// ```
+/// # fn f(sessions: signin_login::Sessions, p: std::sync::Arc<dyn signin_login::Provider>) {
+/// let login = signin_login::Login::builder(sessions, signin_login::KeepClaims).per_instance().providers(vec![p]).build();
+/// # }
+/// ```
+///
 /// Builds a [`Login`]: `Login::builder(sessions, hook)`, the providers ([`LoginBuilder::discover`] or
 /// [`LoginBuilder::providers`]) and the stores ([`LoginBuilder::shared_in`], [`LoginBuilder::per_instance`] or
 /// [`LoginBuilder::stores`]), in either order, then [`LoginBuilder::build`].
