@@ -175,6 +175,10 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let site = self.site.clone();
         let scrubbed = noise::scrub(request.headers_mut(), &site.0.cookie);
+        // A dead cookie is cleared only in answers to a navigation (or to a client that is not a browser). A fetch or
+        // a subresource still carrying the id a sign-in has just replaced may be answered after that sign-in's own
+        // answer, and its removal would then delete the new cookie.
+        let navigation = request.headers().get("sec-fetch-mode").is_none_or(|mode| mode.as_bytes() == b"navigate");
         request.extensions_mut().insert(site.clone());
         if let Some(control) = &self.control {
             request.extensions_mut().insert(control.clone());
@@ -190,8 +194,11 @@ where
             // The session middleware removes the cookie with only its name and path; a browser ignores a `__Host-`
             // cookie set without `Secure`, removal or not, so it would keep the dead cookie and send it on.
             noise::secure_removals(response.headers_mut(), name, secure);
-            if scrubbed != noise::SessionCookies::Fine || NOTED.with(|noted| noted.unknown.get()) {
+            let unknown = NOTED.with(|noted| noted.unknown.get());
+            if scrubbed != noise::SessionCookies::Fine || (navigation && unknown) {
                 noise::clear_cookie(response.headers_mut(), name, secure);
+            } else if unknown {
+                noise::keep_cookie(response.headers_mut(), name);
             }
             Ok(response)
         }))

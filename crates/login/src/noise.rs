@@ -121,23 +121,39 @@ fn removal(name: &str, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&removal.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Rewrites every removal of the session cookie in a response as [`removal`] makes it.
-pub(crate) fn secure_removals(headers: &mut HeaderMap, name: &str, secure: bool) {
-    let is_removal = |value: &HeaderValue| {
-        value.to_str().ok().and_then(|value| Cookie::parse(value).ok()).is_some_and(|cookie| {
-            cookie.name() == name && cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative())
-        })
-    };
-    if !headers.get_all(SET_COOKIE).iter().any(is_removal) {
-        return;
+/// Whether a `Set-Cookie` value removes the cookie called `name`.
+fn removes(value: &HeaderValue, name: &str) -> bool {
+    value.to_str().ok().and_then(|value| Cookie::parse(value).ok()).is_some_and(|cookie| {
+        cookie.name() == name && cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative())
+    })
+}
+
+/// Takes every removal of the cookie called `name` out of a response; whether there was one.
+fn take_removals(headers: &mut HeaderMap, name: &str) -> bool {
+    if !headers.get_all(SET_COOKIE).iter().any(|value| removes(value, name)) {
+        return false;
     }
     let kept: Vec<HeaderValue> =
-        headers.get_all(SET_COOKIE).iter().filter(|value| !is_removal(value)).cloned().collect();
+        headers.get_all(SET_COOKIE).iter().filter(|value| !removes(value, name)).cloned().collect();
     headers.remove(SET_COOKIE);
     for value in kept {
         headers.append(SET_COOKIE, value);
     }
-    headers.append(SET_COOKIE, removal(name, secure));
+    true
+}
+
+/// Rewrites every removal of the session cookie in a response as [`removal`] makes it.
+pub(crate) fn secure_removals(headers: &mut HeaderMap, name: &str, secure: bool) {
+    if take_removals(headers, name) {
+        headers.append(SET_COOKIE, removal(name, secure));
+    }
+}
+
+/// Takes the removal of a dead session cookie out of the answer to a request that is not a navigation: a fetch
+/// still carrying the id a sign-in has just replaced may be answered after that sign-in, and its removal would
+/// then delete the new cookie. The next navigation clears it.
+pub(crate) fn keep_cookie(headers: &mut HeaderMap, name: &str) {
+    take_removals(headers, name);
 }
 
 /// A refused request that any passer-by can send (a callback with no sign-in under way, a forged sign-out, …).

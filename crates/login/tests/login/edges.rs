@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use signin_login::{CurrentUser, Login, Provider, SignIn, SignInError, SignedIn};
 use tower::ServiceExt as _;
 
-use crate::support::{Options, Site, request, routes};
+use crate::support::{Options, SESSION_COOKIE, Site, request, routes};
 
 #[tokio::test]
 async fn a_session_store_that_fails_to_save_the_sign_in_gives_503() {
@@ -81,11 +81,20 @@ async fn a_stored_user_of_another_shape_does_not_lock_the_person_out() {
         .oneshot(request(Method::GET, &callback, Some(&started.cookies()), &[], Body::empty()))
         .await
         .expect("infallible");
-    let set_cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie");
-    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|set| set.starts_with(&format!("{SESSION_COOKIE}=")) && !set.contains("Max-Age=0"))
+        .and_then(|set| set.split(';').next())
+        .expect("the other service's session cookie")
+        .to_owned();
+    assert!(site.store.records().await.len() == 1, "the other service's session is stored");
 
-    // Here that user does not read as ours: signed out, and /login starts a sign-in instead of bouncing back.
-    assert_eq!(site.get("/me", Some(&cookie)).await.status, StatusCode::SEE_OTHER);
+    // Here that user does not read as ours: this service's page says so (no redirect back and forth), and its
+    // /login starts a sign-in instead of bouncing back.
+    site.get("/me", Some(&cookie)).await.assert_page(StatusCode::UNAUTHORIZED, "Sign in again");
     let again = site.start("/login?next=/me", Some(&cookie)).await;
     let reply = site.get(&again.callback(&site.idp.good_code()), Some(&format!("{cookie}; {}", again.cookies()))).await;
     assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/me"));
