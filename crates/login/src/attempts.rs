@@ -52,6 +52,9 @@ struct Sealed {
     /// cookies sealed before attempts were bound, which therefore complete nowhere.
     #[serde(rename = "b", default)]
     browser: String,
+    /// Begun from the "Sign in again" link of a page that could not read the session's user (`/login?again=1`).
+    #[serde(rename = "a", default)]
+    again: bool,
 }
 
 /// Now, in Unix nanoseconds.
@@ -61,8 +64,9 @@ fn now_nanos() -> i64 {
 
 /// What the callback found for its `state`.
 pub(crate) enum Taken {
-    /// The attempt, opened and authenticated, with the id of the provider it began with (empty: the first).
-    Found(PendingLogin, LocalPath, String),
+    /// The attempt, opened and authenticated, with the id of the provider it began with (empty: the first) and
+    /// whether it was begun to sign in again.
+    Found(PendingLogin, LocalPath, String, bool),
     /// No attempt cookie at all: expired, already used, or begun in another browser.
     Missing,
     /// Attempt cookies, but none for this state: a forged or stale link.
@@ -252,6 +256,7 @@ impl Attempts {
         pending: PendingLogin,
         next: LocalPath,
         provider: &str,
+        again: bool,
     ) -> Option<Vec<HeaderValue>> {
         let key = self.keys.current()?;
         let mut out = Vec::new();
@@ -286,6 +291,7 @@ impl Attempts {
             scope: self.scope.clone(),
             provider: provider.to_owned(),
             browser: Self::binding_hash(&binding),
+            again,
         };
         let cookie = match self.seal(key, &name, &sealed) {
             Some(cookie) => cookie,
@@ -315,7 +321,9 @@ impl Attempts {
         let clear = Some(self.removal(&name));
         match copies.find_map(|cookie| self.open(cookie)) {
             Some(sealed) if !self.bound_here(headers, &sealed) => (Taken::OtherBrowser, clear),
-            Some(Sealed { pending, next, provider, .. }) => (Taken::Found(pending, next, provider), clear),
+            Some(Sealed { pending, next, provider, again, .. }) => {
+                (Taken::Found(pending, next, provider, again), clear)
+            }
             None => (Taken::Invalid, clear),
         }
     }

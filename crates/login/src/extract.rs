@@ -67,8 +67,15 @@ enum RejectionKind {
     /// service, or by an older version of this one). Sending them to the sign-in page would bounce them straight
     /// back (they are signed in there), so the answer says so, with a link that signs in again regardless.
     Unusable {
-        /// The sign-in page with `again=1`, and `next` when it is a page request.
-        again: Option<String>,
+        /// The sign-in page with `again=1` and `next`.
+        again: String,
+        /// Answer in problem JSON (with the link as `sign_in`).
+        json: bool,
+    },
+    /// Even a fresh sign-in stored a user that does not read as the type asked for: the service is misconfigured.
+    Misconfigured {
+        /// Answer in problem JSON.
+        json: bool,
     },
     /// The session store failed.
     Store(SessionError),
@@ -100,12 +107,13 @@ impl IntoResponse for Rejection {
                 )
                     .into_response()
             }
-            RejectionKind::Unusable { again: None } => {
+            RejectionKind::Unusable { again, json: true } => {
                 let body = serde_json::json!({
                     "type": "about:blank",
                     "title": "Unauthorized",
                     "status": 401,
                     "detail": "The session cannot be used by this service. Sign in again.",
+                    "sign_in": again,
                 });
                 (
                     StatusCode::UNAUTHORIZED,
@@ -114,7 +122,7 @@ impl IntoResponse for Rejection {
                 )
                     .into_response()
             }
-            RejectionKind::Unusable { again: Some(url) } => ErrorPage {
+            RejectionKind::Unusable { again: url, json: false } => ErrorPage {
                 link: Some(crate::PageLink { label: "Sign in again".into(), url }),
                 ..ErrorPage::new(
                     StatusCode::UNAUTHORIZED,
@@ -124,6 +132,23 @@ impl IntoResponse for Rejection {
                 )
             }
             .into_response(),
+            RejectionKind::Misconfigured { json: true } => {
+                let body = serde_json::json!({
+                    "type": "about:blank",
+                    "title": "Internal Server Error",
+                    "status": 500,
+                    "detail": "This service cannot read its own signed-in user.",
+                });
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            RejectionKind::Misconfigured { json: false } => {
+                ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+            }
             RejectionKind::Store(err) => {
                 let page = ErrorPage::for_status(match err {
                     SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -190,10 +215,20 @@ fn unusable<U>(parts: &Parts, sessions: &Sessions) -> Rejection {
         expected = std::any::type_name::<U>(),
         "the session's user does not read as the type this handler asks for; asked to sign in again"
     );
-    if wants_json(parts) {
-        return Rejection(RejectionKind::Unusable { again: None });
-    }
-    Rejection(RejectionKind::Unusable { again: Some(sessions.sign_in_again_url(here(parts).as_ref())) })
+    let again = sessions.sign_in_again_url(here(parts).as_ref());
+    Rejection(RejectionKind::Unusable { again, json: wants_json(parts) })
+}
+
+/// The answer when even a fresh sign-in stored a user that does not read as `U`: the page asks for a type the
+/// hook does not store. A configuration error, said once more in the log with the type's name; no link, since
+/// signing in again would end here again.
+fn misconfigured<U>(parts: &Parts) -> Rejection {
+    tracing::error!(
+        expected = std::any::type_name::<U>(),
+        "a handler asks for a user type the sign-in hook does not store (CurrentUser<U> with U other than the \
+         hook's User): fix the handler's type"
+    );
+    Rejection(RejectionKind::Misconfigured { json: wants_json(parts) })
 }
 
 /// This request's path and query, as a `next` for the sign-in page.
@@ -241,7 +276,9 @@ where
         match signed_in_user(parts, &sessions, &auth).await? {
             StoredUser::User(user) => Ok(Self(user)),
             StoredUser::SignedOut => Err(signed_out(parts, &sessions)),
-            StoredUser::Unreadable => Err(unusable::<U>(parts, &sessions)),
+            StoredUser::Unreadable { signed_in_again: false } => Err(unusable::<U>(parts, &sessions)),
+            StoredUser::Unreadable { signed_in_again: true } => Err(misconfigured::<U>(parts)),
+            _ => Err(signed_out(parts, &sessions)),
         }
     }
 }

@@ -79,7 +79,7 @@ pub(crate) async fn login<H: SignIn>(
     tracing::info!("sign-in started");
     let cookies = sessions
         .attempts()
-        .start(&headers, start.pending, next, entry.flow.provider().id())
+        .start(&headers, start.pending, next, entry.flow.provider().id(), again)
         .ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
@@ -140,15 +140,15 @@ async fn finish<H: SignIn>(
         return Err(refused.into());
     }
     let entry = login.entry(provider);
-    let (pending, next) = match taken {
-        Taken::Found(pending, next, began) => {
+    let (pending, next, again) = match taken {
+        Taken::Found(pending, next, began, again) => {
             // Mix-up defence: only the provider the attempt began with may complete it. An attempt sealed before
             // cookies named their provider belongs to the main one.
             let began = if began.is_empty() { login.provider().id().to_owned() } else { began };
             if began != entry.flow.provider().id() {
                 return Err(LoginError::MixUp { began, arrived: entry.flow.provider().id().to_owned() });
             }
-            (pending, next)
+            (pending, next, again)
         }
         Taken::Missing => return Err(LoginError::NoPendingLogin),
         // This browser has sign-ins under way, and the callback names none of them.
@@ -211,6 +211,7 @@ async fn finish<H: SignIn>(
         user_agent,
         provider_session: provider_session.as_deref(),
         sign_out: sign_out.as_ref(),
+        again,
     };
     auth.sign_in(&user, details).await?;
     tracing::info!(oidc.issuer = %entry.flow.provider().issuer(), "signed in");

@@ -39,6 +39,8 @@ impl AuthSession {
     /// What signing out needs from the sign-in (tokens to revoke, the ID token for the provider's end-session
     /// endpoint): kept in the server-side record only, never in a cookie.
     const SIGN_OUT: &'static str = "auth.out";
+    /// Set when the person signed in again because a page could not read the stored user.
+    const AGAIN: &'static str = "auth.again";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -105,7 +107,8 @@ impl AuthSession {
                     expected = std::any::type_name::<U>(),
                     "the session's user does not read as this type"
                 );
-                Ok(StoredUser::Unreadable)
+                let fresh = self.0.get::<bool>(Self::AGAIN).await.ok().flatten().unwrap_or(false);
+                Ok(StoredUser::Unreadable { signed_in_again: fresh })
             }
         }
     }
@@ -138,6 +141,9 @@ impl AuthSession {
         }
         if let Some(data) = details.sign_out {
             self.0.insert(Self::SIGN_OUT, data).await?;
+        }
+        if details.again {
+            self.0.insert(Self::AGAIN, true).await?;
         }
         Ok(())
     }
@@ -232,6 +238,7 @@ impl AuthSession {
 
 /// What a session holds of its user, read as `U`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoredUser<U> {
     /// Nobody is signed in (or the session's absolute lifetime has ended).
     SignedOut,
@@ -239,7 +246,11 @@ pub enum StoredUser<U> {
     User(U),
     /// Someone is signed in, but the stored user does not read as `U`: stored by another service with a type of
     /// its own, or by an older version of this one.
-    Unreadable,
+    Unreadable {
+        /// The person signed in again for that already ([`SignInDetails::again`]): a fresh sign-in stored a user
+        /// that still does not read as `U`, so the page asks for a type the hook does not store.
+        signed_in_again: bool,
+    },
 }
 
 impl<U> StoredUser<U> {
@@ -247,7 +258,7 @@ impl<U> StoredUser<U> {
     pub fn into_user(self) -> Option<U> {
         match self {
             Self::User(user) => Some(user),
-            Self::SignedOut | Self::Unreadable => None,
+            Self::SignedOut | Self::Unreadable { .. } => None,
         }
     }
 }
@@ -265,12 +276,15 @@ pub struct SignInDetails<'a> {
     pub provider_session: Option<&'a str>,
     /// What signing out will need (see [`AuthSession::sign_out_data`]); it may hold tokens.
     pub sign_out: Option<&'a serde_json::Value>,
+    /// The person signed in again because a page could not read their session's user: a page that still cannot
+    /// is misconfigured, not out of date (see [`StoredUser::Unreadable`]).
+    pub again: bool,
 }
 
 impl SignInDetails<'_> {
     /// A session of this lifetime that no directory lists.
     pub fn lasting(lifetime: Duration) -> Self {
-        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None, sign_out: None }
+        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None, sign_out: None, again: false }
     }
 }
 
