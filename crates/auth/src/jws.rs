@@ -146,13 +146,6 @@ pub(crate) enum Source {
 /// The least time between two fetches for [`Source::Answered`] tokens.
 pub(crate) const ANSWERED_REFETCH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// When the keys were last fetched again, per [`Source`].
-#[derive(Default)]
-struct Refetched {
-    answered: Option<std::time::Instant>,
-    posted: Option<std::time::Instant>,
-}
-
 /// Posted tokens with a key we do not hold: anyone can send them, so one line per interval sums them up.
 static UNKNOWN_KEYS: std::sync::LazyLock<signin_domain::Tally> =
     std::sync::LazyLock::new(|| signin_domain::Tally::new(std::time::Duration::from_secs(10)));
@@ -167,8 +160,10 @@ pub(crate) struct RemoteKeys {
     keys: std::sync::RwLock<std::sync::Arc<CoreJsonWebKeySet>>,
     /// Counts successful fetches: a token that waited for the lock while another fetch succeeded uses its result.
     fetches: std::sync::atomic::AtomicU64,
-    /// One fetch at a time, and when each budget was last spent.
-    refetched: tokio::sync::Mutex<Refetched>,
+    /// When each budget was last spent, each behind a lock of its own: one fetch at a time per source, and a
+    /// fetch for posted tokens (held up by a slow keys endpoint) never holds up one for the provider's answers.
+    answered: tokio::sync::Mutex<Option<std::time::Instant>>,
+    posted: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl RemoteKeys {
@@ -182,7 +177,8 @@ impl RemoteKeys {
             refetch_interval,
             keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
             fetches: std::sync::atomic::AtomicU64::new(0),
-            refetched: tokio::sync::Mutex::new(Refetched::default()),
+            answered: tokio::sync::Mutex::new(None),
+            posted: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -215,14 +211,14 @@ impl RemoteKeys {
     ) -> Result<std::sync::Arc<CoreJsonWebKeySet>, crate::AuthError> {
         use std::sync::atomic::Ordering;
         let before = self.fetches.load(Ordering::Acquire);
-        let mut refetched = self.refetched.lock().await;
+        let (lock, least) = match source {
+            Source::Answered => (&self.answered, ANSWERED_REFETCH.min(self.refetch_interval)),
+            Source::Posted => (&self.posted, self.refetch_interval),
+        };
+        let mut last = lock.lock().await;
         if self.fetches.load(Ordering::Acquire) != before {
             return Ok(self.current());
         }
-        let (last, least) = match source {
-            Source::Answered => (&mut refetched.answered, ANSWERED_REFETCH.min(self.refetch_interval)),
-            Source::Posted => (&mut refetched.posted, self.refetch_interval),
-        };
         if last.is_some_and(|at| at.elapsed() < least) {
             tracing::debug!(?source, "the keys were fetched again moments ago; not again");
             return Ok(self.current());

@@ -69,7 +69,10 @@ pub(crate) fn check(
     if iat < now - max_age - leeway {
         return Err("iat is too old");
     }
-    let exp = payload.get("exp").ok_or("exp is missing")?.as_i64().ok_or("exp is not a number")?;
+    // A NumericDate may have a fraction (RFC 7519 §2); whole seconds are enough here.
+    let exp = payload.get("exp").ok_or("exp is missing")?.as_f64().ok_or("exp is not a number")?;
+    let exp = exp as i64; // saturating: a number beyond i64 is far in the future
+
     if exp < now - leeway {
         return Err("the token has expired");
     }
@@ -135,6 +138,7 @@ mod tests {
         assert_eq!(ok.session_id.as_deref(), Some("s-1"));
         assert_eq!(ok.jti, "j-1");
         assert!(checked(json!({}), with("aud", json!(["client"]))).is_ok(), "an audience list of ours");
+        assert!(checked(json!({}), with("exp", json!(NOW as f64 + 60.25))).is_ok(), "exp with a fraction");
         assert!(checked(json!({}), with("sid", Value::Null)).is_ok(), "sub alone");
         assert!(checked(json!({}), with("sub", Value::Null)).is_ok(), "sid alone");
         assert!(checked(json!({}), with("iat", json!(NOW - 300))).is_ok(), "five minutes old");
@@ -150,6 +154,7 @@ mod tests {
             (json!({}), with("aud", json!(["client", "untrusted"])), "another audience"),
             (json!({}), with("exp", Value::Null), "exp is missing"),
             (json!({}), with("exp", json!("soon")), "exp is not a number"),
+            (json!({}), with("exp", json!((NOW - 3600) as f64 + 0.5)), "expired"),
             (json!({}), with("iat", Value::Null), "iat is missing"),
             (json!({}), with("iat", json!(NOW + 3600)), "future"),
             (json!({}), with("iat", json!(NOW - 3600)), "too old"),

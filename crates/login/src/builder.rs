@@ -31,6 +31,8 @@ pub mod step {
 struct ProviderChoice {
     providers: Vec<Arc<dyn Provider>>,
     risc: Option<RiscReceiver>,
+    /// One given with [`LoginBuilder::risc`].
+    given_risc: Option<RiscReceiver>,
 }
 
 /// What must happen once across every instance: the used-token records (completed sign-in attempts, logout and
@@ -117,7 +119,7 @@ impl<H, S> LoginBuilder<H, step::NoProviders, S> {
         });
         let providers = futures_util::future::try_join_all(discoveries).await?;
         let risc = self.discover_risc(audiences).await?;
-        Ok(LoginBuilder { providers: Some(ProviderChoice { providers, risc }), ..self }.step())
+        Ok(LoginBuilder { providers: Some(ProviderChoice { providers, risc, given_risc: None }), ..self }.step())
     }
 
     /// Signs people in with providers the caller made (an [`OidcClient`], or a fake in tests); the first is the
@@ -125,7 +127,7 @@ impl<H, S> LoginBuilder<H, step::NoProviders, S> {
     /// provider it began with, and an RFC 9207 `iss` names one provider. With `login.risc.enabled`, give the
     /// receiver too ([`LoginBuilder::risc`]).
     pub fn providers(self, providers: Vec<Arc<dyn Provider>>) -> LoginBuilder<H, step::Providers, S> {
-        LoginBuilder { providers: Some(ProviderChoice { providers, risc: None }), ..self }.step()
+        LoginBuilder { providers: Some(ProviderChoice { providers, risc: None, given_risc: None }), ..self }.step()
     }
 
     /// The RISC transmitter's configuration and keys, when `login.risc.enabled`.
@@ -150,7 +152,7 @@ impl<H, S> LoginBuilder<H, step::Providers, S> {
     /// reads the transmitter itself when `login.risc.enabled`).
     pub fn risc(mut self, receiver: RiscReceiver) -> Self {
         if let Some(choice) = self.providers.as_mut() {
-            choice.risc = Some(receiver);
+            choice.given_risc = Some(receiver);
         }
         self
     }
@@ -189,9 +191,21 @@ impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
     pub fn build(self) -> Result<Login<H>, Error> {
         let Self { sessions, hook, providers, stores, .. } = self;
         // Both are set by the steps the type says were taken.
-        let ProviderChoice { providers, risc } = providers.ok_or_else(|| Error::Config("no providers".into()))?;
+        let ProviderChoice { providers, risc, given_risc } =
+            providers.ok_or_else(|| Error::Config("no providers".into()))?;
         let StoreChoice { used_tokens, holds } = stores.ok_or_else(|| Error::Config("no stores".into()))?;
-        if sessions.login_settings().risc.enabled && risc.is_none() {
+        // The setting means the same to every service: a receiver given while it is off, or besides the one
+        // discovery read, is a mistake said now rather than a receiver quietly on or replaced.
+        let enabled = sessions.login_settings().risc.enabled;
+        if given_risc.is_some() && (!enabled || risc.is_some()) {
+            return Err(Error::Config(
+                "LoginBuilder::risc: login.risc.enabled is off, or LoginBuilder::discover has read the transmitter \
+                 already"
+                    .into(),
+            ));
+        }
+        let risc = risc.or(given_risc);
+        if enabled && risc.is_none() {
             return Err(Error::Config(
                 "login.risc.enabled, but no RISC receiver: LoginBuilder::discover reads the transmitter; with \
                  providers made elsewhere, give one with LoginBuilder::risc"

@@ -157,11 +157,14 @@ where
         request.headers_mut().remove(&REQUEST_ID);
         request.extensions_mut().insert(RequestId(id.clone()));
         let deadline = request.extensions().get::<BodyDeadline>().cloned();
+        let route = RouteSlot::default();
+        request.extensions_mut().insert(route.clone());
         Observed {
             inner: self.inner.call(request),
             done: Some(Done {
                 id,
                 histograms: self.histograms.clone(),
+                route,
                 state: self.state.clone(),
                 started: std::time::Instant::now(),
                 deadline,
@@ -173,6 +176,8 @@ where
 struct Done {
     id: HeaderValue,
     histograms: Arc<RouteHistograms>,
+    /// The route the router matched, once it has.
+    route: RouteSlot,
     state: AppState,
     started: std::time::Instant,
     /// The body's deadline, for a request with a body.
@@ -204,7 +209,7 @@ where
             Some(deadline) if deadline.has_passed() => crate::deadline::timed_out(response),
             _ => response,
         };
-        let histograms = done.histograms.for_route(response.extensions().get::<MatchedPath>());
+        let histograms = done.histograms.for_route(done.route.0.get());
         let mut response = render_error_pages(&done.state, response, done.id.to_str().ok());
         let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
         histograms[class].record(done.started.elapsed().as_secs_f64());
@@ -214,7 +219,7 @@ where
 }
 
 /// The histograms of `signin_http_request_duration_seconds`, by route and status class. The route is the one the
-/// router matched (axum's [`MatchedPath`], which [`TagRoute`] carries to the response), so that every route is
+/// router matched (axum's [`MatchedPath`], which [`TagRoute`] leaves in the request's [`RouteSlot`]), so that every route is
 /// counted under its own pattern and a new one cannot be missed; a request no route matched counts as `other`.
 /// Each route's histograms are registered at its first request: the routes are the router's, so they are few.
 struct RouteHistograms {
@@ -257,8 +262,12 @@ impl RouteHistograms {
     }
 }
 
-/// Puts the route the router matched ([`MatchedPath`]) into the response's extensions, where [`Observe`], outside
-/// the router, reads it.
+/// Where the router's match of a request is left for [`Observe`], outside the router: filled by [`TagRoute`] as
+/// the request reaches its route, read however the request ends (a handler's answer, a timeout, a panic).
+#[derive(Clone, Default)]
+pub(crate) struct RouteSlot(Arc<std::sync::OnceLock<MatchedPath>>);
+
+/// Fills the request's [`RouteSlot`] with the route the router matched ([`MatchedPath`]).
 #[derive(Clone, Copy)]
 pub(crate) struct TagRoute;
 
@@ -278,44 +287,23 @@ pub(crate) struct TagRouteService<S> {
 
 impl<S> Service<Request<Body>> for TagRouteService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>>,
+    S: Service<Request<Body>>,
 {
-    type Response = Response<Body>;
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = Tagged<S::Future>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        Tagged { inner: self.inner.call(request), route }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`TagRouteService`].
-    pub(crate) struct Tagged<F> {
-        #[pin]
-        inner: F,
-        route: Option<MatchedPath>,
-    }
-}
-
-impl<F, E> std::future::Future for Tagged<F>
-where
-    F: std::future::Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(route) = this.route.take() {
-            response.extensions_mut().insert(route);
+        if let (Some(slot), Some(route)) =
+            (request.extensions().get::<RouteSlot>(), request.extensions().get::<MatchedPath>())
+        {
+            let _ = slot.0.set(route.clone());
         }
-        std::task::Poll::Ready(Ok(response))
+        self.inner.call(request)
     }
 }
 

@@ -100,3 +100,15 @@ fn a_reader_follows_the_sites_paths_and_needs_no_keys() {
     assert_eq!(reader.login_url(Some(&next)), "/auth/signin?next=%2Fnotes", "its sign-in links follow the app's");
     assert!(reader.login_settings().cookie_keys.is_empty());
 }
+
+#[test]
+fn risc_turned_on_needs_a_receiver_and_says_so() {
+    let options = Options::default();
+    let mut login = options.login_settings();
+    login.risc.enabled = true;
+    let sessions = Sessions::new(Url::parse(options.public_url).expect("url"), options.session_settings(), login)
+        .expect("settings");
+    let err = Login::builder(sessions, Hook::Keep).providers(vec![FakeIdp::new()]).per_instance().build();
+    let err = err.expect_err("no receiver");
+    assert!(err.to_string().contains("login.risc.enabled"), "{err}");
+}
