@@ -75,13 +75,15 @@ pub struct LoginBuilder<H, P = step::NoProviders, S = step::NoStores> {
     hook: H,
     providers: Option<ProviderChoice>,
     stores: Option<StoreChoice>,
+    /// The stores are this process's own ([`LoginBuilder::per_instance`]).
+    per_instance: bool,
     steps: PhantomData<(P, S)>,
 }
 
 impl<H: SignIn> Login<H> {
     /// Begins a login for the site `sessions` around the service's `hook`.
     pub fn builder(sessions: Sessions, hook: H) -> LoginBuilder<H> {
-        LoginBuilder { sessions, hook, providers: None, stores: None, steps: PhantomData }
+        LoginBuilder { sessions, hook, providers: None, stores: None, per_instance: false, steps: PhantomData }
     }
 }
 
@@ -92,6 +94,7 @@ impl<H, P, S> LoginBuilder<H, P, S> {
             hook: self.hook,
             providers: self.providers,
             stores: self.stores,
+            per_instance: self.per_instance,
             steps: PhantomData,
         }
     }
@@ -170,9 +173,10 @@ impl<H, P> LoginBuilder<H, P, step::NoStores> {
     }
 
     /// Keeps those records in this process only: right for a single instance (and tests), wrong behind a load
-    /// balancer, where a replay to another instance would be acted on again.
+    /// balancer, where a replay to another instance would be acted on again. Said in the log at build.
     pub fn per_instance(self) -> LoginBuilder<H, P, step::Stores> {
-        self.stores(Arc::new(MemoryUsedTokens::default()), Arc::new(MemoryAccountHolds::default()))
+        let builder = self.stores(Arc::new(MemoryUsedTokens::default()), Arc::new(MemoryAccountHolds::default()));
+        LoginBuilder { per_instance: true, ..builder }
     }
 
     /// Keeps those records in stores of the caller's (every instance must share them).
@@ -181,7 +185,7 @@ impl<H, P> LoginBuilder<H, P, step::NoStores> {
         used_tokens: Arc<dyn UsedTokens>,
         holds: Arc<dyn AccountHolds>,
     ) -> LoginBuilder<H, P, step::Stores> {
-        LoginBuilder { stores: Some(StoreChoice { used_tokens, holds }), ..self }.step()
+        LoginBuilder { stores: Some(StoreChoice { used_tokens, holds }), per_instance: false, ..self }.step()
     }
 }
 
@@ -189,7 +193,13 @@ impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
     /// The login, once everything is checked together: provider ids, issuers and paths distinct, an
     /// attempt-cookie key configured.
     pub fn build(self) -> Result<Login<H>, Error> {
-        let Self { sessions, hook, providers, stores, .. } = self;
+        let Self { sessions, hook, providers, stores, per_instance, .. } = self;
+        if per_instance {
+            tracing::warn!(
+                "once-only records (completed sign-ins, logout and security event tokens) are kept in this process \
+                 only: right for a single instance; behind a load balancer use LoginBuilder::shared_in"
+            );
+        }
         // Both are set by the steps the type says were taken.
         let ProviderChoice { providers, risc, given_risc } =
             providers.ok_or_else(|| Error::Config("no providers".into()))?;
