@@ -49,6 +49,6 @@ pub use layer::SessionLayer;
 pub use layer::{SaveWatch, SessionService};
 pub use login::{Login, ProviderLink};
 pub use signin_domain::DatabaseSettings;
-pub use site::Sessions;
+pub use site::{SessionReader, Sessions};
 
 pub(crate) use layer::Control;

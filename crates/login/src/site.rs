@@ -92,10 +92,18 @@ impl Sessions {
 
     /// The site as a service that only reads its sessions sees it (no sign-in routes of its own): the shared
     /// `[session]` settings and the paths of `[login]` (so that its sign-in links follow the site's), without the
-    /// attempt-cookie keys a reader never uses.
-    pub fn reader(public_url: Url, site: &crate::SiteSettings) -> Result<Self, Error> {
+    /// attempt-cookie keys a reader never uses. A [`SessionReader`] has the layer and the links of a
+    /// [`Sessions`], and cannot be handed to [`crate::Login::builder`]:
+    ///
+    /// ```compile_fail
+    /// # fn f(site: &signin_login::SiteSettings) -> Result<(), signin_login::Error> {
+    /// let reader = signin_login::Sessions::reader("https://notes.example.com".parse().unwrap(), site)?;
+    /// let login = signin_login::Login::builder(reader, signin_login::KeepClaims);
+    /// # Ok(()) }
+    /// ```
+    pub fn reader(public_url: Url, site: &crate::SiteSettings) -> Result<SessionReader, Error> {
         let login = LoginSettings { cookie_keys: Vec::new(), ..site.login.clone() };
-        Self::new(public_url, site.session.clone(), login)
+        Self::new(public_url, site.session.clone(), login).map(SessionReader)
     }
 
     /// The public URL.
@@ -173,5 +181,18 @@ impl Sessions {
 
     pub(crate) fn attempts(&self) -> &Attempts {
         &self.0.attempts
+    }
+}
+
+/// The site's sessions as a service that only reads them has them ([`Sessions::reader`]): everything of a
+/// [`Sessions`] (the layer, the links) through `Deref`, but not a site that can sign people in.
+#[derive(Clone, Debug)]
+pub struct SessionReader(Sessions);
+
+impl std::ops::Deref for SessionReader {
+    type Target = Sessions;
+
+    fn deref(&self) -> &Sessions {
+        &self.0
     }
 }
