@@ -42,6 +42,10 @@ struct StoreChoice {
     holds: Arc<dyn AccountHolds>,
 }
 
+/// Builds a [`Login`]: `Login::builder(sessions, hook)`, the providers ([`LoginBuilder::discover`] or
+/// [`LoginBuilder::providers`]) and the stores ([`LoginBuilder::shared_in`], [`LoginBuilder::per_instance`] or
+/// [`LoginBuilder::stores`]), in either order, then [`LoginBuilder::build`].
+///
 /// A step left out does not compile. Without the stores (where once-only records live):
 ///
 /// ```compile_fail
@@ -65,10 +69,6 @@ struct StoreChoice {
 /// let login = signin_login::Login::builder(sessions, signin_login::KeepClaims).per_instance().providers(vec![p]).build();
 /// # }
 /// ```
-///
-/// Builds a [`Login`]: `Login::builder(sessions, hook)`, the providers ([`LoginBuilder::discover`] or
-/// [`LoginBuilder::providers`]) and the stores ([`LoginBuilder::shared_in`], [`LoginBuilder::per_instance`] or
-/// [`LoginBuilder::stores`]), in either order, then [`LoginBuilder::build`].
 #[must_use = "a builder does nothing until it is built"]
 pub struct LoginBuilder<H, P = step::NoProviders, S = step::NoStores> {
     sessions: Sessions,
