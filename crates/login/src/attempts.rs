@@ -155,6 +155,25 @@ impl Attempts {
         }
     }
 
+    /// Seals `plain`, a value kept on the server (what signing out needs: a token, the ID token), with AES-256-GCM
+    /// under a key derived from the current attempt key for this use alone (`purpose` is authenticated too), so a
+    /// row copied out of the session table is useless without the site's keys.
+    pub(crate) fn seal_at_rest(&self, purpose: &str, plain: &str) -> Option<String> {
+        let key = cookie::Key::derive_from(self.keys.current()?.master());
+        let mut jar = CookieJar::new();
+        jar.private_mut(&key).add(Cookie::new(purpose.to_owned(), plain.to_owned()));
+        jar.get(purpose).map(|cookie| cookie.value().to_owned())
+    }
+
+    /// Opens what [`Attempts::seal_at_rest`] sealed, with any of the keys.
+    pub(crate) fn open_at_rest(&self, purpose: &str, sealed: &str) -> Option<String> {
+        let jar = CookieJar::new();
+        self.keys.all().iter().find_map(|key| {
+            let key = cookie::Key::derive_from(key.master());
+            jar.private(&key).decrypt(Cookie::new(purpose.to_owned(), sealed.to_owned())).map(|c| c.value().to_owned())
+        })
+    }
+
     /// Whether a key to seal new attempts is configured.
     pub(crate) fn can_start(&self) -> bool {
         self.keys.current().is_some()
@@ -375,5 +394,39 @@ impl Attempts {
         cookie.set_secure(self.secure);
         cookie.set_max_age(cookie::time::Duration::try_from(BINDING_LIFETIME).unwrap_or_default());
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempts(keys: &[String]) -> Attempts {
+        let keys: Vec<secrecy::SecretString> = keys.iter().cloned().map(Into::into).collect();
+        let cookies = AttemptCookies {
+            session_cookie: "s",
+            path: "/login".into(),
+            secure: true,
+            max_age: Duration::from_secs(600),
+            max: 5,
+            scope: "https://example.com/login/callback".into(),
+        };
+        Attempts::new(AttemptKeys::parse(&keys).expect("keys"), cookies)
+    }
+
+    #[test]
+    fn values_sealed_at_rest_open_with_any_key_of_the_site_and_only_for_their_purpose() {
+        let (old, new) = (crate::generate_cookie_key(), crate::generate_cookie_key());
+        let before = attempts(std::slice::from_ref(&old));
+        let sealed = before.seal_at_rest("signin.sign_out", "the-token").expect("sealed");
+        assert!(!sealed.contains("the-token"));
+        let rotated = attempts(&[new.clone(), old]);
+        assert_eq!(rotated.open_at_rest("signin.sign_out", &sealed).as_deref(), Some("the-token"), "after rotation");
+        assert_eq!(rotated.open_at_rest("another.purpose", &sealed), None, "the purpose is authenticated");
+        assert_eq!(attempts(&[new]).open_at_rest("signin.sign_out", &sealed), None, "without the key");
+        let mut tampered = sealed.clone().into_bytes();
+        tampered[10] ^= 1;
+        let tampered = String::from_utf8(tampered).unwrap_or_default();
+        assert_eq!(rotated.open_at_rest("signin.sign_out", &tampered), None);
     }
 }

@@ -204,7 +204,7 @@ async fn finish<H: SignIn>(
         .filter(|sid| !sid.is_empty() && sid.len() <= 255)
         .map(|sid| signin_session::provider_session_key(&signed_in.claims.profile.issuer, sid));
     let plan = entry.flow.provider().sign_out_plan();
-    let sign_out = crate::sign_out::kept(entry.flow.provider().id(), plan, &signed_in.tokens);
+    let sign_out = crate::sign_out::kept(sessions, entry.flow.provider().id(), plan, &signed_in.tokens);
     let details = SignInDetails {
         lifetime: sessions.session_settings().absolute_lifetime,
         owner: Some(&owner),

@@ -25,8 +25,17 @@ struct Kept {
     id_token: Option<String>,
 }
 
-/// What to keep from a sign-in with the provider of id `provider`, or `None` when its sign-out needs nothing.
-pub(crate) fn kept(provider: &str, plan: SignOutPlan, tokens: &Tokens) -> Option<serde_json::Value> {
+/// What the sealed record is authenticated as.
+const PURPOSE: &str = "signin.sign_out";
+
+/// What to keep from a sign-in with the provider of id `provider`, or `None` when its sign-out needs nothing:
+/// sealed ([`crate::attempts::Attempts::seal_at_rest`]), since it holds tokens.
+pub(crate) fn kept(
+    sessions: &crate::Sessions,
+    provider: &str,
+    plan: SignOutPlan,
+    tokens: &Tokens,
+) -> Option<serde_json::Value> {
     if plan == SignOutPlan::default() {
         return None;
     }
@@ -36,13 +45,24 @@ pub(crate) fn kept(provider: &str, plan: SignOutPlan, tokens: &Tokens) -> Option
         None => (tokens.access_token.expose_secret().to_owned(), false),
     });
     let id_token = plan.end_session.then(|| tokens.id_token.expose_secret().to_owned());
-    serde_json::to_value(Kept { provider: provider.to_owned(), revoke, id_token }).ok()
+    let plain = serde_json::to_string(&Kept { provider: provider.to_owned(), revoke, id_token }).ok()?;
+    sessions.attempts().seal_at_rest(PURPOSE, &plain).map(serde_json::Value::String)
+}
+
+/// Opens a kept record: sealed, or (from sessions begun before records were sealed) as it was written.
+fn opened(sessions: &crate::Sessions, kept: &serde_json::Value) -> Option<Kept> {
+    match kept {
+        serde_json::Value::String(sealed) => {
+            serde_json::from_str(&sessions.attempts().open_at_rest(PURPOSE, sealed)?).ok()
+        }
+        other => serde_json::from_value(other.clone()).ok(),
+    }
 }
 
 /// After the site's sign-out: starts the revocation, and returns the provider's end-session URL to send the
 /// browser to, if any.
 pub(crate) fn at_provider<H: SignIn>(login: &Login<H>, kept: &serde_json::Value) -> Option<Url> {
-    let kept: Kept = serde_json::from_value(kept.clone()).ok()?;
+    let kept = opened(login.sessions(), kept)?;
     // Signed in with a provider the configuration no longer has: nothing is sent anywhere.
     let index = login.inner.providers.iter().position(|entry| entry.flow.provider().id() == kept.provider)?;
     if let Some((token, refresh)) = kept.revoke {
