@@ -432,6 +432,16 @@ async fn hostile_rejects_replayed_state() {
     case.assert_refused_quietly_in(&Browser::new(), &callback, StatusCode::BAD_REQUEST, "Sign-in expired").await;
 }
 
+/// Another instance of `app`'s deployment against the hostile provider: same database, keys and public URL, on a
+/// port of its own.
+async fn second_instance(app: &TestApp, idp: &HostileIdp) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut settings = crate::helpers::settings_for_provider(&app.db_url, &app.base, &idp.issuer(), &hostile_client());
+    settings.login.provider_check_interval = Duration::ZERO;
+    TestApp::launch(listener, base, hostile_client(), app.db_url.clone(), settings).await.expect("the second instance")
+}
+
 /// A provider that redeems a code as often as it is shown, and someone who holds the callback URL (logs, Referer,
 /// history) and a copy of the attempt cookie: the replay is refused on this instance and on another, though the
 /// provider answers it with a good token each time. One session, one users row.
@@ -445,14 +455,7 @@ async fn hostile_replay_that_the_provider_redeems_again_signs_in_nowhere() {
     assert_eq!(case.idp.requests_to("/token"), 1);
 
     // A second instance of the deployment: same database, keys and public URL.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let other_base = format!("http://{}", listener.local_addr().expect("addr"));
-    let mut settings =
-        crate::helpers::settings_for_provider(&case.app.db_url, &case.app.base, &case.idp.issuer(), &hostile_client());
-    settings.login.provider_check_interval = Duration::ZERO;
-    let other = TestApp::launch(listener, other_base.clone(), hostile_client(), case.app.db_url.clone(), settings)
-        .await
-        .expect("the second instance builds");
+    let other = second_instance(&case.app, &case.idp).await;
 
     let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     for (n, target) in [callback.clone(), callback.replacen(&case.app.base, &other.base, 1)].iter().enumerate() {
@@ -487,10 +490,7 @@ async fn hostile_eight_concurrent_replays_on_two_instances_make_one_session() {
     })
     .await
     .expect("the app builds");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let b_base = format!("http://{}", listener.local_addr().expect("addr"));
-    let settings = crate::helpers::settings_for_provider(&a.db_url, &a.base, &idp.issuer(), &hostile_client());
-    let b = TestApp::launch(listener, b_base, hostile_client(), a.db_url.clone(), settings).await.expect("B builds");
+    let b = second_instance(&a, &idp).await;
 
     let browser = Browser::new();
     let authorize = location(&browser.get(&a.url("/login")).await);
