@@ -93,35 +93,12 @@ impl IntoResponse for Rejection {
                 let location = HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/"));
                 (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
             }
-            RejectionKind::Unauthorized => {
-                let body = serde_json::json!({
-                    "type": "about:blank",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "Sign in first.",
-                });
-                (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
-                    body.to_string(),
-                )
-                    .into_response()
-            }
-            RejectionKind::Unusable { again, json: true } => {
-                let body = serde_json::json!({
-                    "type": "about:blank",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "The session cannot be used by this service. Sign in again.",
-                    "sign_in": again,
-                });
-                (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
-                    body.to_string(),
-                )
-                    .into_response()
-            }
+            RejectionKind::Unauthorized => problem(StatusCode::UNAUTHORIZED, "Sign in first.", None),
+            RejectionKind::Unusable { again, json: true } => problem(
+                StatusCode::UNAUTHORIZED,
+                "The session cannot be used by this service. Sign in again.",
+                Some(again),
+            ),
             RejectionKind::Unusable { again: url, json: false } => ErrorPage {
                 link: Some(crate::PageLink { label: "Sign in again".into(), url }),
                 ..ErrorPage::new(
@@ -133,18 +110,7 @@ impl IntoResponse for Rejection {
             }
             .into_response(),
             RejectionKind::Misconfigured { json: true } => {
-                let body = serde_json::json!({
-                    "type": "about:blank",
-                    "title": "Internal Server Error",
-                    "status": 500,
-                    "detail": "This service cannot read its own signed-in user.",
-                });
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))],
-                    body.to_string(),
-                )
-                    .into_response()
+                problem(StatusCode::INTERNAL_SERVER_ERROR, "This service cannot read its own signed-in user.", None)
             }
             RejectionKind::Misconfigured { json: false } => {
                 ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -168,6 +134,22 @@ impl IntoResponse for Rejection {
             }
         }
     }
+}
+
+/// An RFC 9457 problem answer for API clients: the status, its reason as the title, a sentence, and the link that
+/// signs in again (`sign_in`) when there is one.
+fn problem(status: StatusCode, detail: &str, sign_in: Option<String>) -> Response {
+    let mut body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or_default(),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let Some(url) = sign_in {
+        body["sign_in"] = serde_json::Value::from(url);
+    }
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body.to_string())
+        .into_response()
 }
 
 impl Rejection {
