@@ -234,22 +234,35 @@ impl Attempts {
         mut cookie: Cookie<'static>,
         lifetime: impl FnOnce(&mut Cookie<'static>, cookie::time::Duration),
     ) -> HeaderValue {
-        cookie.set_path(self.path.clone());
-        cookie.set_http_only(true);
-        cookie.set_same_site(SameSite::Lax);
-        cookie.set_secure(self.secure);
+        self.attributes(&mut cookie, self.path.clone());
         lifetime(&mut cookie, cookie::time::Duration::try_from(self.max_age).unwrap_or(cookie::time::Duration::ZERO));
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
-    /// Whether this browser signed out explicitly since its last sign-in.
-    pub(crate) fn signed_out_here(&self, headers: &HeaderMap) -> bool {
+    /// The attributes every cookie of this module carries: `path`, `HttpOnly`, `SameSite=Lax`, `Secure` like the
+    /// session cookie.
+    fn attributes(&self, cookie: &mut Cookie<'static>, path: String) {
+        cookie.set_path(path);
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(self.secure);
+    }
+
+    /// The values of the request's cookies called `name`, as sent.
+    fn sent<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
         headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(';'))
-            .any(|pair| pair.trim().split_once('=').is_some_and(|(name, _)| name == self.signed_out))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(move |(sent, _)| *sent == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Whether this browser signed out explicitly since its last sign-in.
+    pub(crate) fn signed_out_here(&self, headers: &HeaderMap) -> bool {
+        Self::sent(headers, &self.signed_out).next().is_some()
     }
 
     /// Remembers an explicit sign-out, for [`SIGNED_OUT_MEMORY`]: the next sign-in asks the provider to let the
@@ -349,14 +362,7 @@ impl Attempts {
 
     /// The request's binding cookie.
     fn binding(&self, headers: &HeaderMap) -> Binding {
-        let mut found = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == self.binding)
-            .map(|(_, value)| value);
+        let mut found = Self::sent(headers, &self.binding);
         match (found.next(), found.next()) {
             (None, _) => Binding::Missing,
             (Some(_), Some(_)) => Binding::Several,
@@ -388,10 +394,7 @@ impl Attempts {
     /// `Secure` over https.
     fn binding_cookie(&self, value: &str) -> HeaderValue {
         let mut cookie = Cookie::new(self.binding.clone(), value.to_owned());
-        cookie.set_path("/");
-        cookie.set_http_only(true);
-        cookie.set_same_site(SameSite::Lax);
-        cookie.set_secure(self.secure);
+        self.attributes(&mut cookie, "/".to_owned());
         cookie.set_max_age(cookie::time::Duration::try_from(BINDING_LIFETIME).unwrap_or_default());
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
