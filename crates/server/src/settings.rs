@@ -129,15 +129,17 @@ impl Settings {
 
     /// Loads from the given directory and checks the result; `with_env` adds the `APP__…` variables.
     pub fn load_from(dir: &Path, environment: Option<&str>, with_env: bool) -> anyhow::Result<Self> {
-        let settings = Self::read(dir, environment, with_env)?;
-        settings.check()?;
-        Ok(settings)
+        Self::from_source(Self::source(dir, environment, with_env))
     }
 
     /// Reads the layers without checking them, for callers that fill in the rest themselves (tests).
     pub fn read(dir: &Path, environment: Option<&str>, with_env: bool) -> anyhow::Result<Self> {
+        Self::read_source(Self::source(dir, environment, with_env))
+    }
+
+    fn source(dir: &Path, environment: Option<&str>, with_env: bool) -> ConfigSource {
         let source = ConfigSource::new(dir).environment(environment);
-        Self::read_source(if with_env { source } else { source.without_variables() })
+        if with_env { source } else { source.without_variables() }
     }
 
     fn from_source(source: ConfigSource) -> anyhow::Result<Self> {
