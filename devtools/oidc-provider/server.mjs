@@ -5,6 +5,12 @@
 //   - `unverified…`  → email_verified is false
 //   - `minimal…`     → no name, given_name or picture
 //   - anything else  → name, given_name, family_name, a picture served by this provider, verified email
+// and one decides consent:
+//   - `partial…`     → at the consent step, declines every requested scope whose name ends in `.write` and grants
+//                      the rest; the grant records the declined ones as rejected, so consent is not asked again
+//                      for them and token responses list only the granted scopes in `scope`
+//
+// Scopes: openid, offline_access, email, profile, and `api.read` / `api.write`, which stand in for Google API scopes.
 //
 // Environment:
 //   DEV_OIDC_PORT          port on 127.0.0.1 (default 4400; 0 picks a free one)
@@ -20,10 +26,31 @@
 //                          when a client sends it). Only scripts/bench turns it off, for the tutorial app baseline.
 //
 // Dynamic client registration (`POST /reg`) is open so that each test can register a client for its own port.
-// Back-channel logout, RP-initiated logout (`/session/end`) and token revocation are on.
+// Back-channel logout, RP-initiated logout (`/session/end`) and token revocation (`/token/revocation`) are on.
+//
+// Refresh tokens:
+//   - The pre-registered client may use the `refresh_token` grant; a registered client asks for it with
+//     `"grant_types": ["authorization_code", "refresh_token"]`.
+//   - A refresh token is issued when `offline_access` was granted. The package keeps `offline_access` in an
+//     authorization request only together with `prompt=consent` (OpenID Connect Core §11); otherwise it drops it.
+//   - Refresh tokens rotate: each refresh consumes the one presented and answers a new one. Presenting a consumed
+//     refresh token again answers `invalid_grant` and revokes the whole grant (every token issued under it).
+//   - A refresh answers a new access token, the new refresh token, the grant's `scope` (or the narrower `scope`
+//     the refresh asked for) and a new ID token for the same `sub`.
+//   - Revoking a refresh token at `/token/revocation` (RFC 7009, with the client's credentials) revokes it and the
+//     tokens issued under its grant; a later refresh answers `invalid_grant`. Revoking an access token there also
+//     revokes the refresh tokens of its grant (the package's behaviour).
+//   - Client metadata `access_token_ttl` (integer seconds, 1 to 86400; e.g. `"access_token_ttl": 3` at `POST /reg`)
+//     sets how long that client's access tokens live. Without it they live 3600 s.
+//
+// For tests:
+//   GET /_test/token-calls?client_id=<id>
+//     → {"refresh": n, "refresh_failed": m, "authorization_code": k}: the token-endpoint calls naming that client
+//       since the provider started: successful refreshes, failed refreshes (any error, a failed client
+//       authentication included) and successful code redemptions. An unknown client answers zeros.
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const host = process.env.DEV_OIDC_HOST || '127.0.0.1';
 const port = Number(process.env.DEV_OIDC_PORT ?? 4400);
@@ -85,10 +112,17 @@ class MemoryAdapter {
   async upsert(id, payload, expiresIn) {
     MemoryAdapter.set(this.key(id), payload, expiresIn);
     if (payload.grantId) {
+      // The list of a grant's tokens lives as long as its longest-lived token, so that revoking the grant deletes
+      // every token of it, also when the token saved last was a short-lived access token.
       const grantKey = `grant:${payload.grantId}`;
       const members = MemoryAdapter.get(grantKey) || [];
-      members.push(this.key(id));
-      MemoryAdapter.set(grantKey, members, expiresIn);
+      const key = this.key(id);
+      if (!members.includes(key)) members.push(key);
+      const previous = MemoryAdapter.entries.get(grantKey);
+      const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : 0;
+      const keepUntil = !previous ? expiresAt
+        : (!previous.expiresAt || !expiresAt ? 0 : Math.max(previous.expiresAt, expiresAt));
+      MemoryAdapter.entries.set(grantKey, { value: members, expiresAt: keepUntil });
     }
     if (payload.uid) MemoryAdapter.set(`sessionUid:${payload.uid}`, id, expiresIn);
     if (payload.userCode) MemoryAdapter.set(`userCode:${payload.userCode}`, id, expiresIn);
@@ -150,7 +184,7 @@ const configuration = {
     client_id: clientId,
     client_secret: clientSecret,
     redirect_uris: redirectUris,
-    grant_types: ['authorization_code'],
+    grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     ...(backchannelLogoutUri
@@ -161,6 +195,7 @@ const configuration = {
   async findAccount(ctx, id) {
     return { accountId: id, async claims() { return claimsFor(id); } };
   },
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'api.read', 'api.write'],
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
@@ -177,6 +212,18 @@ const configuration = {
     revocation: { enabled: true },
   },
   pkce: { required: () => pkceRequired },
+  // Per-client access token lifetime, for tests that wait for an access token to expire.
+  extraClientMetadata: {
+    properties: ['access_token_ttl'],
+    validator(ctx, key, value) {
+      if (key !== 'access_token_ttl' || value === undefined) return;
+      if (!Number.isInteger(value) || value < 1 || value > 86400) {
+        throw new errors.InvalidClientMetadata('access_token_ttl must be an integer number of seconds from 1 to 86400');
+      }
+    },
+  },
+  // Every refresh consumes the refresh token presented and issues a new one.
+  rotateRefreshToken: true,
   // The package refuses outgoing requests to special-use addresses (SSRF protection). This provider and the apps it
   // serves all run on loopback, so requests to a loopback URL (back-channel logout tokens) go without that check;
   // any other keeps it.
@@ -186,10 +233,76 @@ const configuration = {
     return globalThis.fetch(url, options);
   },
   cookies: { keys: ['dev-only-cookie-key-change-me'] },
-  ttl: { AuthorizationCode: 60, IdToken: 3600, AccessToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
+  ttl: {
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    AccessToken: (ctx, token, client) => client?.access_token_ttl ?? 3600,
+    Interaction: 600,
+    Session: 86400,
+    Grant: 86400,
+  },
 };
 
 const provider = new Provider(issuer, configuration);
+
+// Accounts named `partial…` decline the `.write` scopes at consent. The development consent page grants what is
+// missing with `grant.addOIDCScope`; for those accounts the `.write` scopes go to `grant.rejectOIDCScope` instead.
+// (`rejectOIDCScope` calls `addOIDCScope` on the grant's plain `rejected` object, which passes straight through.)
+const addOIDCScope = provider.Grant.prototype.addOIDCScope;
+provider.Grant.prototype.addOIDCScope = function addOIDCScopeUnlessDeclined(scope) {
+  if (!(this instanceof provider.Grant) || !String(this.accountId ?? '').startsWith('partial')) {
+    return addOIDCScope.call(this, scope);
+  }
+  let names;
+  if (scope instanceof Set || Array.isArray(scope)) names = [...scope];
+  else if (typeof scope === 'string') names = scope.split(' ');
+  else return addOIDCScope.call(this, scope);
+  names = names.filter(Boolean);
+  const declined = names.filter((name) => name.endsWith('.write'));
+  const granted = names.filter((name) => !name.endsWith('.write'));
+  if (granted.length) addOIDCScope.call(this, granted.join(' '));
+  if (declined.length) this.rejectOIDCScope(declined.join(' '));
+  return undefined;
+};
+
+// Token-endpoint calls per client and grant type, for `GET /_test/token-calls`.
+const tokenCalls = new Map();
+function countTokenCall(ctx, field) {
+  const clientId = ctx.oidc?.client?.clientId;
+  if (!clientId) return;
+  const counts = tokenCalls.get(clientId) || { refresh: 0, refresh_failed: 0, authorization_code: 0 };
+  counts[field] += 1;
+  tokenCalls.set(clientId, counts);
+}
+provider.on('grant.success', (ctx) => {
+  const grantType = ctx.oidc.params?.grant_type;
+  if (grantType === 'refresh_token') countTokenCall(ctx, 'refresh');
+  else if (grantType === 'authorization_code') countTokenCall(ctx, 'authorization_code');
+});
+function countFailedRefresh(ctx) {
+  if (ctx.oidc?.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token') {
+    countTokenCall(ctx, 'refresh_failed');
+  }
+}
+provider.on('grant.error', countFailedRefresh);
+provider.on('server_error', countFailedRefresh);
+
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/_test/token-calls') return next();
+  if (ctx.method !== 'GET') {
+    ctx.status = 405;
+    return undefined;
+  }
+  const clientId = ctx.query.client_id;
+  if (typeof clientId !== 'string' || !clientId) {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'client_id is required' };
+    return undefined;
+  }
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = tokenCalls.get(clientId) || { refresh: 0, refresh_failed: 0, authorization_code: 0 };
+  return undefined;
+});
 
 // Profile pictures for the development accounts, so no page needs another host.
 provider.use(async (ctx, next) => {
