@@ -112,6 +112,18 @@ pub enum Fault {
     /// `/token` redeems a code as often as it is shown (against RFC 6749 §4.1.2), each time with a fresh ID token
     /// for the same nonce: a buggy or hostile provider, against which a replayed callback must still not sign in.
     CodeReusable,
+    /// Refresh tokens rotate: each refresh answers a new `refresh_token` and the one presented is dead (presenting
+    /// it again gets `invalid_grant`). Without this fault a refresh token stays valid and a refresh answers none,
+    /// as Google does.
+    RefreshRotates,
+    /// A refresh answers an ID token about another `sub` than the one who signed in.
+    RefreshSubjectChanged,
+    /// A refresh answers an ID token whose `iss` is another issuer.
+    RefreshIssuerChanged,
+    /// A refresh answers 200 with JSON that has no `access_token` (nor an ID token).
+    RefreshWithoutAccessToken,
+    /// Every refresh answers 400 `invalid_grant`, as when the person revoked the app's access at the provider.
+    RefreshInvalidGrant,
 }
 
 /// What the provider does next: one [`Fault`] and claim overrides.
@@ -154,7 +166,19 @@ struct Grant {
     subject: String,
     code_challenge: String,
     nonce: Option<String>,
+    /// The `scope` of `/authorize`, as sent.
+    scope: Option<String>,
+    /// Whether `/authorize` asked for offline access (`access_type=offline` or the `offline_access` scope): the
+    /// code's token response then carries a refresh token.
+    offline: bool,
     used: bool,
+}
+
+/// What a refresh token stands for.
+struct RefreshGrant {
+    subject: String,
+    /// The token response's `scope`, as granted with the code.
+    scope: String,
 }
 
 struct Shared {
@@ -166,6 +190,12 @@ struct Shared {
     access_tokens: Mutex<Vec<(String, String)>>,
     /// The tokens revoked at `/revoke` by an authenticated client, in order.
     revoked: Mutex<Vec<String>>,
+    /// Each refresh token issued, in order.
+    refresh_issued: Mutex<Vec<String>>,
+    /// The refresh tokens that still work (issued, not revoked, not rotated away).
+    refresh_grants: Mutex<HashMap<String, RefreshGrant>>,
+    /// The `/token` requests with `grant_type=refresh_token`.
+    refresh_calls: Mutex<usize>,
     hits: Mutex<HashMap<String, usize>>,
 }
 
@@ -195,6 +225,9 @@ impl HostileIdp {
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(Vec::new()),
             revoked: Mutex::new(Vec::new()),
+            refresh_issued: Mutex::new(Vec::new()),
+            refresh_grants: Mutex::new(HashMap::new()),
+            refresh_calls: Mutex::new(0),
             hits: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
@@ -243,6 +276,17 @@ impl HostileIdp {
     /// The tokens revoked at `/revoke` so far, in order.
     pub fn revoked(&self) -> Vec<String> {
         lock(&self.shared.revoked).clone()
+    }
+
+    /// The refresh tokens issued so far (with codes, and by refreshes under [`Fault::RefreshRotates`]), in order.
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        lock(&self.shared.refresh_issued).clone()
+    }
+
+    /// How many `/token` requests with `grant_type=refresh_token` arrived so far, whatever they were answered
+    /// (the `/token` faults and refused refreshes included).
+    pub fn refresh_calls(&self) -> usize {
+        *lock(&self.shared.refresh_calls)
     }
 
     /// How many requests reached `path` (any method, query ignored), including unknown paths.
@@ -367,6 +411,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": ["openid", "email", "profile"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "name", "given_name", "picture", "sub"],
             "code_challenge_methods_supported": ["S256"],
         }),
@@ -435,6 +480,9 @@ async fn authorize(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<St
     let Some(challenge) = q.get("code_challenge").filter(|_| valid) else {
         return redirect(redirect_uri, &[("error", "invalid_request"), ("state", state)]);
     };
+    let scope = q.get("scope").cloned();
+    let offline = q.get("access_type").map(String::as_str) == Some("offline")
+        || scope.as_deref().is_some_and(|s| s.split(' ').any(|s| s == "offline_access"));
     let code = random_token();
     lock(&shared.grants).insert(
         code.clone(),
@@ -443,6 +491,8 @@ async fn authorize(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<St
             subject: q.get("login_hint").filter(|hint| plain_name(hint)).cloned().unwrap_or_else(|| SUBJECT.to_owned()),
             code_challenge: challenge.clone(),
             nonce: q.get("nonce").cloned(),
+            scope,
+            offline,
             used: false,
         },
     );
@@ -464,6 +514,7 @@ struct TokenForm {
     code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
+    refresh_token: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -505,7 +556,11 @@ fn padded_json(size: usize) -> String {
 }
 
 async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+    if form.grant_type.as_deref() == Some("refresh_token") {
+        *lock(&shared.refresh_calls) += 1;
+    }
     let scenario = shared.scenario();
+    // These faults answer every `/token` request, whatever its grant type.
     match scenario.fault {
         Fault::TokenHangs(wait) => tokio::time::sleep(wait).await,
         Fault::TokenOversized(size) => {
@@ -527,10 +582,16 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
     if !client_authenticated(&headers, form.client_id.as_deref(), form.client_secret.as_deref()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    if form.grant_type.as_deref() != Some("authorization_code") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    match form.grant_type.as_deref() {
+        Some("authorization_code") => redeem_code(&shared, &scenario, &form),
+        Some("refresh_token") => refresh(&shared, &scenario, &form),
+        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
-    let (nonce, subject) = {
+}
+
+/// The `authorization_code` grant: the code's access token, ID token and, for offline access, a refresh token.
+fn redeem_code(shared: &Shared, scenario: &Scenario, form: &TokenForm) -> Response {
+    let (nonce, subject, scope, offline) = {
         let mut grants = lock(&shared.grants);
         let Some(grant) = form.code.as_deref().and_then(|code| grants.get_mut(code)) else {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -544,21 +605,76 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
         if form.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) || !verifier_ok {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         }
-        (grant.nonce.clone(), grant.subject.clone())
+        let scope = grant.scope.clone().unwrap_or_else(|| "openid email profile".to_owned());
+        (grant.nonce.clone(), grant.subject.clone(), scope, grant.offline)
     };
+    let refresh_token = offline.then(|| issue_refresh_token(shared, &subject, &scope));
+    token_response(shared, scenario, &subject, nonce, &scope, refresh_token, false)
+}
+
+/// The `refresh_token` grant: a fresh access token and ID token for the refresh token's subject and scope.
+fn refresh(shared: &Shared, scenario: &Scenario, form: &TokenForm) -> Response {
+    if scenario.fault == Fault::RefreshInvalidGrant {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let presented = form.refresh_token.as_deref().unwrap_or_default();
+    let rotates = scenario.fault == Fault::RefreshRotates;
+    let known = {
+        let mut grants = lock(&shared.refresh_grants);
+        if rotates {
+            grants.remove(presented)
+        } else {
+            grants
+                .get(presented)
+                .map(|grant| RefreshGrant { subject: grant.subject.clone(), scope: grant.scope.clone() })
+        }
+    };
+    let Some(RefreshGrant { subject, scope }) = known else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    let next = rotates.then(|| issue_refresh_token(shared, &subject, &scope));
+    if scenario.fault == Fault::RefreshWithoutAccessToken {
+        return json_response(StatusCode::OK, &json!({ "token_type": "Bearer", "expires_in": 3599, "scope": scope }));
+    }
+    token_response(shared, scenario, &subject, None, &scope, next, true)
+}
+
+/// A new refresh token for `subject`, remembered until it is revoked (or rotated away).
+fn issue_refresh_token(shared: &Shared, subject: &str, scope: &str) -> String {
+    let token = random_token();
+    lock(&shared.refresh_grants)
+        .insert(token.clone(), RefreshGrant { subject: subject.to_owned(), scope: scope.to_owned() });
+    lock(&shared.refresh_issued).push(token.clone());
+    token
+}
+
+/// A successful token response: a new access token for `subject`, an ID token (from a refresh when `refresh`),
+/// `scope`, and the refresh token when there is one.
+fn token_response(
+    shared: &Shared,
+    scenario: &Scenario,
+    subject: &str,
+    nonce: Option<String>,
+    scope: &str,
+    refresh_token: Option<String>,
+    refresh: bool,
+) -> Response {
     let access_token = random_token();
-    lock(&shared.access_tokens).push((access_token.clone(), subject.clone()));
-    match id_token(&shared, &scenario, &subject, nonce, &access_token) {
-        Ok(id_token) => json_response(
-            StatusCode::OK,
-            &json!({
+    lock(&shared.access_tokens).push((access_token.clone(), subject.to_owned()));
+    match id_token(shared, scenario, subject, nonce, &access_token, refresh) {
+        Ok(id_token) => {
+            let mut body = json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": 3599,
-                "scope": "openid email profile",
+                "scope": scope,
                 "id_token": id_token,
-            }),
-        ),
+            });
+            if let Some(refresh_token) = refresh_token {
+                body["refresh_token"] = json!(refresh_token);
+            }
+            json_response(StatusCode::OK, &body)
+        }
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("hostile idp bug: {err}")).into_response(),
     }
 }
@@ -598,6 +714,7 @@ fn id_token(
     subject: &str,
     nonce: Option<String>,
     access_token: &str,
+    refresh: bool,
 ) -> anyhow::Result<String> {
     let now = now();
     let mut claims = Map::new();
@@ -645,6 +762,8 @@ fn id_token(
         Fault::NonceWrong => drop(claims.insert("nonce".into(), json!("not-the-nonce-you-sent"))),
         Fault::NonceMissing => drop(claims.remove("nonce")),
         Fault::AtHashWrong => drop(claims.insert("at_hash".into(), json!(at_hash("another-access-token")))),
+        Fault::RefreshSubjectChanged if refresh => drop(claims.insert("sub".into(), json!("someone-else"))),
+        Fault::RefreshIssuerChanged if refresh => drop(claims.insert("iss".into(), json!("https://evil.example"))),
         _ => {}
     }
     let claims = Value::Object(claims);
@@ -686,6 +805,7 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form
     let Some(token) = form.token.filter(|token| !token.is_empty()) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
+    lock(&shared.refresh_grants).remove(&token);
     lock(&shared.revoked).push(token);
     StatusCode::OK.into_response()
 }
