@@ -78,17 +78,54 @@ pub struct Tokens {
     pub id_token: SecretString,
     /// The access token's lifetime, when the provider said.
     pub expires_in: Option<Duration>,
+    /// The scopes granted, as the token response's `scope` lists them (people can untick scopes); `None` when it
+    /// sent none, which RFC 6749 §5.1 allows only when they are exactly the ones asked for.
+    pub scopes: Option<Vec<String>>,
 }
 
 impl Tokens {
-    /// Wraps the tokens.
+    /// Wraps the tokens (no `scope` stated).
     pub fn new(
         access_token: SecretString,
         refresh_token: Option<SecretString>,
         id_token: SecretString,
         expires_in: Option<Duration>,
     ) -> Self {
-        Self { access_token, refresh_token, id_token, expires_in }
+        Self { access_token, refresh_token, id_token, expires_in, scopes: None }
+    }
+
+    /// The same tokens, with the granted scopes the token response stated.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: Option<Vec<String>>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+}
+
+/// What a refresh (RFC 6749 §6) yields: a new access token, and whatever else the provider sent with it.
+#[derive(Clone)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access_token: SecretString,
+    /// A new refresh token, when the provider rotates them: the old one must not be used again.
+    pub refresh_token: Option<SecretString>,
+    /// A new ID token, verified, and naming the grant's issuer and subject (OpenID Connect Core §12.2).
+    pub id_token: Option<SecretString>,
+    /// The new access token's lifetime, when the provider said.
+    pub expires_in: Option<Duration>,
+    /// The scopes the new access token has, when the provider said.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for Refreshed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refreshed")
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish()
     }
 }
 
@@ -99,6 +136,7 @@ impl fmt::Debug for Tokens {
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
             .field("id_token", &"[redacted]")
             .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }

@@ -85,6 +85,16 @@ pub struct ProviderSettings {
     /// Limit for a revocation request at sign-out (default 3 s).
     #[serde(default = "default_sign_out_timeout", with = "signin_domain::duration")]
     pub sign_out_timeout: Duration,
+    /// Keep a refresh token of each person's grant, so that the site can act for them while they are away: at
+    /// Google `access_type=offline`, elsewhere the `offline_access` scope; `prompt=consent` only when no refresh
+    /// token is held for the person (the only way Google issues one). Default off.
+    #[serde(default)]
+    pub offline_access: bool,
+    /// Scopes a signed-in person may be asked to grant on top of sign-in (`GET /login/grant?scope=…`), e.g.
+    /// `https://www.googleapis.com/auth/calendar.readonly`. The grant route refuses any other, so that no link can
+    /// make the site ask for more than it uses. Default none.
+    #[serde(default)]
+    pub grantable_scopes: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -163,6 +173,8 @@ impl ProviderSettings {
             revoke_at_sign_out: true,
             end_session_at_sign_out: false,
             sign_out_timeout: default_sign_out_timeout(),
+            offline_access: false,
+            grantable_scopes: Vec::new(),
         }
     }
 
@@ -222,6 +234,8 @@ impl fmt::Debug for ProviderSettings {
             .field("revoke_at_sign_out", &self.revoke_at_sign_out)
             .field("end_session_at_sign_out", &self.end_session_at_sign_out)
             .field("sign_out_timeout", &self.sign_out_timeout)
+            .field("offline_access", &self.offline_access)
+            .field("grantable_scopes", &self.grantable_scopes)
             .finish()
     }
 }
@@ -445,13 +459,18 @@ impl OidcClient {
         &self,
         token: &CoreIdToken,
         keys: &CoreJsonWebKeySet,
-        nonce: &Nonce,
+        nonce: Option<&Nonce>,
         access_token: &AccessToken,
         signature_verified: bool,
     ) -> Result<CoreIdTokenClaims, Rejected> {
         let verifier = self.verifier(keys);
         let verifier = if signature_verified { verifier.insecure_disable_signature_check() } else { verifier };
-        let claims = match token.claims(&verifier, nonce) {
+        // A refresh's ID token carries no nonce of ours (OpenID Connect Core §12.2): `None` checks none.
+        let checked = match nonce {
+            Some(nonce) => token.claims(&verifier, nonce),
+            None => token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        };
+        let claims = match checked {
             Ok(claims) => claims.clone(),
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
                 return Err(Rejected::NoKey);
@@ -521,7 +540,7 @@ impl OidcClient {
     async fn verify_id_token(
         &self,
         raw: &str,
-        nonce: &Nonce,
+        nonce: Option<&Nonce>,
         access_token: &AccessToken,
     ) -> Result<(CoreIdTokenClaims, serde_json::Map<String, serde_json::Value>), AuthError> {
         let normalised = self.google_bare_issuer(raw).await?;
@@ -602,7 +621,7 @@ impl OidcClient {
             .as_deref()
             .ok_or_else(|| AuthError::invalid_token("the token response has no ID token"))?;
         let access_token = reply.access_token();
-        let (claims, payload) = self.verify_id_token(raw, &Nonce::new(nonce.to_owned()), access_token).await?;
+        let (claims, payload) = self.verify_id_token(raw, Some(&Nonce::new(nonce.to_owned())), access_token).await?;
 
         let mut profile = ProfileClaims {
             issuer: claims.issuer().as_str().to_owned(),
@@ -628,12 +647,56 @@ impl OidcClient {
             reply.refresh_token().map(|token| SecretString::from(token.secret().clone())),
             SecretString::from(raw.to_owned()),
             reply.expires_in(),
-        );
+        )
+        .with_scopes(granted_scopes(&reply));
         Ok(SignedIn { claims: Claims { profile, additional: Claims::additional_from(payload) }, tokens })
     }
 }
 
+/// The scopes a token response states, if it states any.
+fn granted_scopes(reply: &TokenReply) -> Option<Vec<String>> {
+    reply.scopes().map(|scopes| scopes.iter().map(|scope| scope.as_str().to_owned()).collect())
+}
+
 impl OidcClient {
+    /// RFC 6749 §6: a new access token for a refresh token; a new ID token in the answer is verified as at sign-in
+    /// (signature, `iss`, `aud`, `azp`, `exp`, `iat`, `at_hash`; no nonce) and must name the same issuer and subject.
+    async fn refresh_grant(
+        &self,
+        refresh_token: &SecretString,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<crate::Refreshed, AuthError> {
+        let reply = self
+            .inner
+            .client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose_secret().to_owned()))
+            .request_async(&self.inner.http)
+            .await
+            .map_err(AuthError::from_refresh)?;
+        let access_token = reply.access_token();
+        let id_token = match reply.0.extra_fields().id_token.as_deref() {
+            None => None,
+            Some(raw) => {
+                let (claims, _) = self.verify_id_token(raw, None, access_token).await?;
+                if claims.issuer().as_str() != issuer || claims.subject().as_str() != subject {
+                    return Err(AuthError::RefreshIdentityChanged);
+                }
+                Some(SecretString::from(raw.to_owned()))
+            }
+        };
+        if access_token.secret().is_empty() {
+            return Err(AuthError::unavailable("the token endpoint answered an empty access token"));
+        }
+        Ok(crate::Refreshed {
+            access_token: SecretString::from(access_token.secret().clone()),
+            refresh_token: reply.refresh_token().map(|token| SecretString::from(token.secret().clone())),
+            id_token,
+            expires_in: reply.expires_in(),
+            scopes: granted_scopes(&reply),
+        })
+    }
+
     /// RFC 7009 revocation, written here rather than through openidconnect: its revocation request refuses any
     /// endpoint that is not https, which RFC 7009 asks of the network and this follows except on loopback, where
     /// the development and test providers run.
@@ -740,16 +803,63 @@ impl Provider for OidcClient {
             )
             .add_extra_param("code_challenge", request.code_challenge)
             .add_extra_param("code_challenge_method", "S256");
-        for scope in self.inner.settings.scopes.iter().filter(|scope| scope.as_str() != "openid") {
-            authorize = authorize.add_scope(Scope::new(scope.clone()));
+        let settings = &self.inner.settings;
+        let google = settings.issuer == GOOGLE_ISSUER;
+        let mut scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).filter(|scope| *scope != "openid").collect();
+        for extra in request.extra_scopes {
+            if !scopes.contains(&extra.as_str()) && extra != "openid" {
+                scopes.push(extra);
+            }
+        }
+        // Offline access: at Google a parameter, elsewhere the scope of OpenID Connect Core §11.
+        if settings.offline_access && !google && !scopes.contains(&"offline_access") {
+            scopes.push("offline_access");
+        }
+        for scope in scopes {
+            authorize = authorize.add_scope(Scope::new(scope.to_owned()));
+        }
+        if settings.offline_access && google {
+            authorize = authorize.add_extra_param("access_type", "offline");
+        }
+        if !request.extra_scopes.is_empty() && google {
+            authorize = authorize.add_extra_param("include_granted_scopes", "true");
         }
         if let Some(hint) = request.login_hint {
             authorize = authorize.set_login_hint(LoginHint::new(hint.to_owned()));
         }
-        if let Some(prompt) = request.prompt {
-            authorize = authorize.add_extra_param("prompt", prompt.to_owned());
+        let consent = request.consent && settings.offline_access;
+        match (request.prompt, consent) {
+            (Some(prompt), true) if !prompt.split(' ').any(|p| p == "consent") => {
+                authorize = authorize.add_extra_param("prompt", format!("{prompt} consent"));
+            }
+            (Some(prompt), _) => authorize = authorize.add_extra_param("prompt", prompt.to_owned()),
+            (None, true) => authorize = authorize.add_extra_param("prompt", "consent"),
+            (None, false) => {}
         }
         authorize.url().0
+    }
+
+    fn offline_access(&self) -> bool {
+        self.inner.settings.offline_access
+    }
+
+    fn sign_in_scopes(&self) -> Vec<String> {
+        let configured = self.inner.settings.scopes.iter().filter(|scope| scope.as_str() != "openid").cloned();
+        std::iter::once("openid".to_owned()).chain(configured).collect()
+    }
+
+    fn grantable_scopes(&self) -> &[String] {
+        &self.inner.settings.grantable_scopes
+    }
+
+    #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
+    async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<crate::Refreshed, AuthError> {
+        self.refresh_grant(refresh_token, issuer, subject).await
     }
 
     #[tracing::instrument(skip_all, fields(oidc.issuer = %self.inner.settings.issuer))]
@@ -881,7 +991,7 @@ mod tests {
         let verify = |client: &OidcClient, claims: serde_json::Value, signer: Signer| {
             let raw = idp.sign(&claims, "JWT", signer).expect("signed");
             let (client, nonce, access) = (client.clone(), nonce.clone(), access.clone());
-            async move { client.verify_id_token(&raw, &nonce, &access).await }
+            async move { client.verify_id_token(&raw, Some(&nonce), &access).await }
         };
 
         for iss in ["https://accounts.google.com", "accounts.google.com"] {

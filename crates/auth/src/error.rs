@@ -79,6 +79,16 @@ pub enum AuthError {
         /// What is wrong.
         reason: String,
     },
+    /// The provider refused a refresh token with `invalid_grant`: the person revoked the grant, it expired unused,
+    /// or their password changed. The grant is over; only the person can make a new one.
+    #[error("the provider ended the grant ({code})")]
+    GrantEnded {
+        /// The OAuth error code (`invalid_grant`).
+        code: String,
+    },
+    /// A refresh's ID token names another issuer or subject than the grant's (OpenID Connect Core §12.2).
+    #[error("the refreshed ID token names another person than the grant")]
+    RefreshIdentityChanged,
 }
 
 /// The broad class of an [`AuthError`], for choosing an HTTP status.
@@ -92,6 +102,9 @@ pub enum AuthErrorKind {
     ProviderUnavailable,
     /// 504: the provider is too slow.
     ProviderTimeout,
+    /// The grant a refresh used is over ([`AuthError::GrantEnded`], [`AuthError::RefreshIdentityChanged`]): the
+    /// person must grant access again.
+    GrantEnded,
 }
 
 impl AuthError {
@@ -110,6 +123,7 @@ impl AuthError {
             | Self::UserInfoSubjectMismatch => AuthErrorKind::InvalidRequest,
             Self::ProviderUnavailable { .. } | Self::Configuration { .. } => AuthErrorKind::ProviderUnavailable,
             Self::ProviderTimeout => AuthErrorKind::ProviderTimeout,
+            Self::GrantEnded { .. } | Self::RefreshIdentityChanged => AuthErrorKind::GrantEnded,
         }
     }
 
@@ -139,6 +153,9 @@ impl AuthError {
                 "The sign-in provider is not available right now. Please try again later."
             }
             Self::ProviderTimeout => "The sign-in provider took too long to answer. Please try again later.",
+            Self::GrantEnded { .. } | Self::RefreshIdentityChanged => {
+                "The access you granted has ended. Please grant it again."
+            }
         }
     }
 
@@ -189,6 +206,22 @@ impl From<TokenError> for AuthError {
             RequestTokenError::Other(msg) => {
                 Self::unavailable(format!("the token endpoint's answer is not a token response: {}", clean(&msg)))
             }
+        }
+    }
+}
+
+impl AuthError {
+    /// A refresh's failure at the token endpoint: `invalid_grant` ends the grant (RFC 6749 §5.2); any other answer
+    /// (the provider down, `invalid_client`, a 5xx with an OAuth body) leaves it as it was.
+    pub(crate) fn from_refresh(err: TokenError) -> Self {
+        match err {
+            RequestTokenError::ServerResponse(resp) if resp.error().as_ref() == "invalid_grant" => {
+                Self::GrantEnded { code: "invalid_grant".to_owned() }
+            }
+            RequestTokenError::ServerResponse(resp) => {
+                Self::unavailable(format!("the token endpoint refused the refresh ({})", error_code(resp.error().as_ref())))
+            }
+            other => other.into(),
         }
     }
 }

@@ -11,7 +11,7 @@ mod login;
 mod logout;
 mod risc;
 
-pub use claims::{Claims, SignedIn, Tokens};
+pub use claims::{Claims, Refreshed, SignedIn, Tokens};
 pub use client::{GOOGLE_ISSUER, OidcClient, ProviderSettings, issuer_name};
 pub use error::{AuthError, AuthErrorKind, BoxError};
 pub use login::{AuthorizationRequest, Callback, LoginFlow, LoginStart, PendingLogin, Provider, SignOutPlan};

@@ -33,6 +33,13 @@ pub struct AuthorizationRequest<'a> {
     pub login_hint: Option<&'a str>,
     /// A `prompt` value, when the person must choose or confirm the account again (after signing out).
     pub prompt: Option<&'a str>,
+    /// Scopes asked for on top of what the person has granted (incremental authorization); empty for a sign-in.
+    /// With any, the request also asks the provider to keep the scopes granted before (Google's
+    /// `include_granted_scopes=true`).
+    pub extra_scopes: &'a [String],
+    /// The person holds no refresh token: ask for offline access with `prompt=consent`, the only way Google (and
+    /// OpenID Connect Core §11) issues one.
+    pub consent: bool,
 }
 
 /// The provider's side of a sign-in. [`crate::OidcClient`] is the real one; tests put a fake here.
@@ -99,6 +106,31 @@ pub trait Provider: Send + Sync + 'static {
     fn end_session_url(&self, id_token_hint: &str, post_logout_redirect: &url::Url) -> Option<url::Url> {
         let _ = (id_token_hint, post_logout_redirect);
         None
+    }
+
+    /// Whether the site keeps a refresh token of this provider's grants ([`crate::ProviderSettings::offline_access`]),
+    /// so that it can act for the person when they are away. Off by default.
+    fn offline_access(&self) -> bool {
+        false
+    }
+
+    /// The scopes a sign-in asks for, `openid` first (the configured ones besides it).
+    fn sign_in_scopes(&self) -> Vec<String> {
+        vec!["openid".to_owned()]
+    }
+
+    /// The scopes a person may be asked to grant on top of sign-in ([`crate::ProviderSettings::grantable_scopes`]);
+    /// none by default.
+    fn grantable_scopes(&self) -> &[String] {
+        &[]
+    }
+
+    /// Exchanges a refresh token for a new access token (RFC 6749 §6). A new ID token in the answer is verified and
+    /// must name `issuer` and `subject` ([`AuthError::RefreshIdentityChanged`] otherwise); `invalid_grant` is
+    /// [`AuthError::GrantEnded`]; anything else leaves the grant as it was. Unsupported by default.
+    async fn refresh(&self, refresh_token: &SecretString, issuer: &str, subject: &str) -> Result<crate::Refreshed, AuthError> {
+        let _ = (refresh_token, issuer, subject);
+        Err(AuthError::Configuration { reason: "this provider does not refresh tokens".into() })
     }
 
     /// Whether the provider answers (readiness, and the check before sending anyone there).
@@ -273,6 +305,23 @@ impl LoginFlow {
     /// browser signed out explicitly since its last sign-in, so the provider is asked to let the person choose
     /// ([`Provider::prompt_after_sign_out`]).
     pub fn begin(&self, login_hint: Option<&str>, after_sign_out: bool) -> LoginStart {
+        self.start(login_hint, if after_sign_out { self.provider.prompt_after_sign_out() } else { None }, &[], false)
+    }
+
+    /// Starts an attempt that asks the signed-in person (`login_hint`: their subject) for `extra_scopes` on top of
+    /// what they granted, and for offline access with consent when `consent` (they hold no refresh token). The
+    /// callback is checked exactly as a sign-in's.
+    pub fn begin_grant(&self, login_hint: &str, extra_scopes: &[String], consent: bool) -> LoginStart {
+        self.start(Some(login_hint), None, extra_scopes, consent)
+    }
+
+    fn start(
+        &self,
+        login_hint: Option<&str>,
+        prompt: Option<&str>,
+        extra_scopes: &[String],
+        consent: bool,
+    ) -> LoginStart {
         let pending = PendingLogin {
             state: random_token(),
             nonce: random_token(),
@@ -285,7 +334,9 @@ impl LoginFlow {
             nonce: &pending.nonce,
             code_challenge: &code_challenge,
             login_hint,
-            prompt: if after_sign_out { self.provider.prompt_after_sign_out() } else { None },
+            prompt,
+            extra_scopes,
+            consent,
         });
         LoginStart { authorize_url, pending }
     }

@@ -55,6 +55,41 @@ struct Sealed {
     /// Begun from the "Sign in again" link of a page that could not read the session's user (`/login?again=1`).
     #[serde(rename = "a", default)]
     again: bool,
+    /// Begun by the grant route for a signed-in person: not a sign-in.
+    #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
+    grant: Option<GrantAttempt>,
+}
+
+/// What an attempt of the grant route remembers: whom it asks, and what.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct GrantAttempt {
+    /// The signed-in person ([`signin_session::owner_key`]): the provider must send the same one back.
+    #[serde(rename = "o")]
+    pub(crate) owner: String,
+    /// The scopes asked for on top of sign-in.
+    #[serde(rename = "s")]
+    pub(crate) scopes: Vec<String>,
+}
+
+/// An attempt the callback found, opened and authenticated.
+pub(crate) struct Opened {
+    pub(crate) pending: PendingLogin,
+    pub(crate) next: LocalPath,
+    /// The id of the provider it began with (empty: the first).
+    pub(crate) provider: String,
+    /// Begun to sign in again.
+    pub(crate) again: bool,
+    /// Begun by the grant route.
+    pub(crate) grant: Option<GrantAttempt>,
+}
+
+/// What a new attempt is for.
+pub(crate) struct NewAttempt<'a> {
+    pub(crate) pending: PendingLogin,
+    pub(crate) next: LocalPath,
+    pub(crate) provider: &'a str,
+    pub(crate) again: bool,
+    pub(crate) grant: Option<GrantAttempt>,
 }
 
 /// Now, in Unix nanoseconds.
@@ -64,9 +99,8 @@ fn now_nanos() -> i64 {
 
 /// What the callback found for its `state`.
 pub(crate) enum Taken {
-    /// The attempt, opened and authenticated, with the id of the provider it began with (empty: the first) and
-    /// whether it was begun to sign in again.
-    Found(PendingLogin, LocalPath, String, bool),
+    /// The attempt, opened and authenticated.
+    Found(Box<Opened>),
     /// No attempt cookie at all: expired, already used, or begun in another browser.
     Missing,
     /// Attempt cookies, but none for this state: a forged or stale link.
@@ -155,9 +189,11 @@ impl Attempts {
         }
     }
 
-    /// Seals `plain`, a value kept on the server (what signing out needs: a token, the ID token), with AES-256-GCM
+    /// Seals `plain`, a value kept on the server (what sessions begun before grants were kept hold for signing out;
+    /// only [`Attempts::open_at_rest`] is still needed outside tests), with AES-256-GCM
     /// under a key derived from the current attempt key for this use alone (`purpose` is authenticated too), so a
     /// row copied out of the session table is useless without the site's keys.
+    #[cfg(test)]
     pub(crate) fn seal_at_rest(&self, purpose: &str, plain: &str) -> Option<String> {
         let key = cookie::Key::derive_from(self.keys.current()?.master());
         let mut jar = CookieJar::new();
@@ -282,14 +318,8 @@ impl Attempts {
     /// The `Set-Cookie` values that record a new attempt: its own cookie, and the removal of attempts that do not
     /// open, and of the oldest ones beyond the cap. A `next` too long to fit in a cookie is replaced by the root.
     /// `None` without a key (the caller refuses to start).
-    pub(crate) fn start(
-        &self,
-        headers: &HeaderMap,
-        pending: PendingLogin,
-        next: LocalPath,
-        provider: &str,
-        again: bool,
-    ) -> Option<Vec<HeaderValue>> {
+    pub(crate) fn start(&self, headers: &HeaderMap, attempt: NewAttempt<'_>) -> Option<Vec<HeaderValue>> {
+        let NewAttempt { pending, next, provider, again, grant } = attempt;
         let key = self.keys.current()?;
         let mut out = Vec::new();
         let binding = match self.binding(headers) {
@@ -324,6 +354,7 @@ impl Attempts {
             provider: provider.to_owned(),
             browser: Self::binding_hash(&binding),
             again,
+            grant,
         };
         let cookie = match self.seal(key, &name, &sealed) {
             Some(cookie) => cookie,
@@ -353,8 +384,8 @@ impl Attempts {
         let clear = Some(self.removal(&name));
         match copies.find_map(|cookie| self.open(cookie)) {
             Some(sealed) if !self.bound_here(headers, &sealed) => (Taken::OtherBrowser, clear),
-            Some(Sealed { pending, next, provider, again, .. }) => {
-                (Taken::Found(pending, next, provider, again), clear)
+            Some(Sealed { pending, next, provider, again, grant, .. }) => {
+                (Taken::Found(Box::new(Opened { pending, next, provider, again, grant })), clear)
             }
             None => (Taken::Invalid, clear),
         }

@@ -6,8 +6,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::{
-    AccountHolds, Error, Login, MemoryAccountHolds, MemoryUsedTokens, OidcClient, Provider, ProviderSettings,
-    RiscReceiver, Sessions, SignIn, UsedTokens,
+    AccountHolds, Error, GrantStore, Login, MemoryAccountHolds, MemoryGrants, MemoryUsedTokens, OidcClient, Provider,
+    ProviderSettings, RiscReceiver, Sessions, SignIn, UsedTokens,
 };
 
 /// The steps of a [`LoginBuilder`] still to take, as types: a step taken changes the builder's type.
@@ -35,11 +35,12 @@ struct ProviderChoice {
     given_risc: Option<RiscReceiver>,
 }
 
-/// What must happen once across every instance: the used-token records (completed sign-in attempts, logout and
-/// security event tokens) and the account holds of security events.
+/// What every instance must share: the used-token records (completed sign-in attempts, logout and security event
+/// tokens), the account holds of security events, and the people's grants.
 struct StoreChoice {
     used_tokens: Arc<dyn UsedTokens>,
     holds: Arc<dyn AccountHolds>,
+    grants: Arc<dyn GrantStore>,
 }
 
 /// Builds a [`Login`]: `Login::builder(sessions, hook)`, the providers ([`LoginBuilder::discover`] or
@@ -162,20 +163,25 @@ impl<H, S> LoginBuilder<H, step::Providers, S> {
 }
 
 impl<H, P> LoginBuilder<H, P, step::NoStores> {
-    /// Keeps what must happen once across the fleet in the site's MySQL database (tables `used_tokens` and
-    /// `account_holds`, created by the workspace migrations), so that a replay to another instance is refused
-    /// there too: the choice for any site with more than one instance.
+    /// Keeps what every instance must share in the site's MySQL database (tables `used_tokens`, `account_holds`
+    /// and `provider_grants`, created by the workspace migrations), so that a replay to another instance is refused
+    /// there too and a grant is refreshed once for the fleet: the choice for any site with more than one instance.
     #[cfg(feature = "mysql")]
     pub fn shared_in(self, pool: &sqlx::MySqlPool) -> LoginBuilder<H, P, step::Stores> {
         let used_tokens = Arc::new(crate::MySqlUsedTokens::new(pool.clone()));
         let holds = Arc::new(crate::MySqlAccountHolds::new(pool.clone()));
-        self.stores(used_tokens, holds)
+        let grants = Arc::new(crate::MySqlGrants::new(pool.clone()));
+        self.stores(used_tokens, holds, grants)
     }
 
     /// Keeps those records in this process only: right for a single instance (and tests), wrong behind a load
     /// balancer, where a replay to another instance would be acted on again. Said in the log at build.
     pub fn per_instance(self) -> LoginBuilder<H, P, step::Stores> {
-        let builder = self.stores(Arc::new(MemoryUsedTokens::default()), Arc::new(MemoryAccountHolds::default()));
+        let builder = self.stores(
+            Arc::new(MemoryUsedTokens::default()),
+            Arc::new(MemoryAccountHolds::default()),
+            Arc::new(MemoryGrants::default()),
+        );
         LoginBuilder { per_instance: true, ..builder }
     }
 
@@ -184,14 +190,16 @@ impl<H, P> LoginBuilder<H, P, step::NoStores> {
         self,
         used_tokens: Arc<dyn UsedTokens>,
         holds: Arc<dyn AccountHolds>,
+        grants: Arc<dyn GrantStore>,
     ) -> LoginBuilder<H, P, step::Stores> {
-        LoginBuilder { stores: Some(StoreChoice { used_tokens, holds }), per_instance: false, ..self }.step()
+        LoginBuilder { stores: Some(StoreChoice { used_tokens, holds, grants }), per_instance: false, ..self }.step()
     }
 }
 
 impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
     /// The login, once everything is checked together: provider ids, issuers and paths distinct, an
-    /// attempt-cookie key configured.
+    /// attempt-cookie key configured. Its [`Sessions`] keep the people's grants from then on ([`crate::AccessToken`]
+    /// works in every handler under [`Sessions::layer`]).
     pub fn build(self) -> Result<Login<H>, Error> {
         let Self { sessions, hook, providers, stores, per_instance, .. } = self;
         if per_instance {
@@ -203,7 +211,7 @@ impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
         // Both are set by the steps the type says were taken.
         let ProviderChoice { providers, risc, given_risc } =
             providers.ok_or_else(|| Error::Config("no providers".into()))?;
-        let StoreChoice { used_tokens, holds } = stores.ok_or_else(|| Error::Config("no stores".into()))?;
+        let StoreChoice { used_tokens, holds, grants } = stores.ok_or_else(|| Error::Config("no stores".into()))?;
         // The setting means the same to every service: a receiver given while it is off, or besides the one
         // discovery read, is a mistake said now rather than a receiver quietly on or replaced.
         let enabled = sessions.login_settings().risc.enabled;
@@ -223,6 +231,9 @@ impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
             ));
         }
         let risc = risc.map(|receiver| crate::login::Risc { receiver: Arc::new(receiver), holds });
-        Login::assemble(sessions, providers, hook, used_tokens, risc)
+        let tokens = crate::ProviderTokens::new(sessions.login_settings(), providers.clone(), grants)?;
+        let login = Login::assemble(sessions, providers, hook, used_tokens, risc)?;
+        login.sessions().keep_tokens(tokens)?;
+        Ok(login)
     }
 }

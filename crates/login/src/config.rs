@@ -4,7 +4,7 @@
 //! The layers, each overriding the one before: settings compiled into the program ([`ConfigSource::with_defaults`],
 //! the binary's `config/default.toml`), then `<dir>/default.toml`, `<dir>/<APP_ENVIRONMENT>.toml` and
 //! `<dir>/local.toml` (each optional), then `APP__SECTION__KEY` variables (`APP__OIDC__CLIENT_SECRET`;
-//! `oidc.scopes`, `login.cookie_keys`, `login.hosted_domains`, `login.email_domains` and
+//! `oidc.scopes`, `oidc.grantable_scopes`, `login.cookie_keys`, `login.tokens.keys`, `login.hosted_domains`, `login.email_domains` and
 //! `login.rate_limit.trusted_proxies` take comma-separated lists). The settings types' own defaults fill in what no
 //! layer sets.
 
@@ -110,6 +110,8 @@ fn app_variables() -> config::Environment {
         .list_separator(",")
         .with_list_parse_key("oidc.scopes")
         .with_list_parse_key("login.cookie_keys")
+        .with_list_parse_key("login.tokens.keys")
+        .with_list_parse_key("oidc.grantable_scopes")
         .with_list_parse_key("login.rate_limit.trusted_proxies")
         .with_list_parse_key("login.hosted_domains")
         .with_list_parse_key("login.email_domains")

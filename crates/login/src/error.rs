@@ -186,6 +186,19 @@ pub(crate) enum LoginError {
     /// The request body is larger than the limit (found while reading a body sent without a length).
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
+    /// The grant route was asked for a scope the provider's `grantable_scopes` does not list.
+    #[error("the scope `{0}` is not grantable on this site")]
+    UngrantableScope(String),
+    /// A grant came back for another account than the one signed in (or the session ended meanwhile); the
+    /// provider's name.
+    #[error("the grant came back for another account")]
+    GrantOtherAccount(String),
+    /// Grants cannot be kept: the site has no [`crate::grants::ProviderTokens`].
+    #[error("this site keeps no grants")]
+    NoTokens,
+    /// The grant store failed.
+    #[error("the grant store is unavailable")]
+    TokensUnavailable,
 }
 
 impl LoginError {
@@ -214,7 +227,9 @@ impl LoginError {
             Self::MixUp { .. } => "mix_up",
             Self::OtherBrowser => "other_browser",
             Self::Replayed { .. } => "replayed",
-            Self::BadRequest(_) | Self::PayloadTooLarge => "bad_request",
+            Self::BadRequest(_) | Self::PayloadTooLarge | Self::UngrantableScope(_) => "bad_request",
+            Self::GrantOtherAccount(_) => "other_account",
+            Self::NoTokens | Self::TokensUnavailable => "grant_store",
             Self::ProviderDown { .. } | Self::NoAttemptKey | Self::Csrf => "other",
         }
     }
@@ -241,6 +256,7 @@ impl LoginError {
                 AuthErrorKind::ProviderTimeout => {
                     ErrorPage::new(StatusCode::GATEWAY_TIMEOUT, "Sign-in provider timeout", err.user_message())
                 }
+                AuthErrorKind::GrantEnded => ErrorPage::new(StatusCode::FORBIDDEN, "Access ended", err.user_message()),
             },
             Self::Hook(SignInError::Refused(message)) => {
                 ErrorPage::new(StatusCode::FORBIDDEN, "Sign-in refused", message.clone())
@@ -295,6 +311,21 @@ impl LoginError {
             ),
             Self::BadRequest(what) => ErrorPage::new(StatusCode::BAD_REQUEST, "Bad request", *what),
             Self::PayloadTooLarge => ErrorPage::for_status(StatusCode::PAYLOAD_TOO_LARGE),
+            Self::UngrantableScope(scope) => ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "Access not available",
+                format!("This site does not ask for the access `{}`.", crate::grants::shown_scope(scope)),
+            ),
+            Self::GrantOtherAccount(provider) => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "Another account",
+                format!(
+                    "You chose another {provider} account than the one signed in here, or signed out meanwhile. \
+                     Nothing was changed. Grant access with the account you are signed in with."
+                ),
+            ),
+            Self::NoTokens => ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::TokensUnavailable => ErrorPage::for_status(StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 }

@@ -84,6 +84,22 @@ enum RejectionKind {
     /// Someone signed in asked for their sessions where none are listed (no directory, or a session recorded
     /// without its owner).
     NotListed,
+    /// Someone signed in whose grant lacks what the handler needs: a page goes to the grant route.
+    Grant {
+        /// The grant route, with the scopes and `next`.
+        url: String,
+        /// The scopes asked for.
+        missing: Vec<String>,
+        /// Answer in problem JSON.
+        json: bool,
+    },
+    /// The provider or the grant store failed while a token was fetched or refreshed.
+    TokensUnavailable {
+        /// Answer in problem JSON.
+        json: bool,
+    },
+    /// An [`AccessToken`] was asked for on a site that keeps no grants.
+    NoTokens,
 }
 
 impl IntoResponse for Rejection {
@@ -123,6 +139,36 @@ impl IntoResponse for Rejection {
                 tracing::error!(error = ?err, status = page.status.as_u16(), "request failed: {err}");
                 page.into_response()
             }
+            RejectionKind::Grant { url, json: false, .. } => {
+                let location = HeaderValue::from_str(&url).unwrap_or_else(|_| HeaderValue::from_static("/"));
+                (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+            }
+            RejectionKind::Grant { url, missing, json: true } => {
+                let detail = if missing.is_empty() {
+                    "Grant this site access to your account first.".to_owned()
+                } else {
+                    format!("Grant this site access first: {}.", missing.join(" "))
+                };
+                problem_with(StatusCode::FORBIDDEN, &detail, Some(serde_json::json!({ "grant": url, "scopes": missing })))
+            }
+            RejectionKind::TokensUnavailable { json: true } => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in provider is not available right now. Please try again later.",
+                None,
+            ),
+            RejectionKind::TokensUnavailable { json: false } => ErrorPage::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The sign-in provider is not available right now. Please try again in a minute.",
+            )
+            .into_response(),
+            RejectionKind::NoTokens => {
+                tracing::error!(
+                    "an AccessToken extractor ran on a site that keeps no grants: build a Login, or give a reader \
+                     SessionReader::act_for_people"
+                );
+                ErrorPage::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+            }
             RejectionKind::NotListed => {
                 ErrorPage::new(StatusCode::NOT_FOUND, "Not found", "This site does not list sessions.").into_response()
             }
@@ -139,14 +185,20 @@ impl IntoResponse for Rejection {
 /// An RFC 9457 problem answer for API clients: the status, its reason as the title, a sentence, and the link that
 /// signs in again (`sign_in`) when there is one.
 fn problem(status: StatusCode, detail: &str, sign_in: Option<String>) -> Response {
+    let extra = sign_in.map(|url| serde_json::json!({ "sign_in": url }));
+    problem_with(status, detail, extra)
+}
+
+/// A problem answer with more members (`extra`, an object) besides the standard ones.
+fn problem_with(status: StatusCode, detail: &str, extra: Option<serde_json::Value>) -> Response {
     let mut body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or_default(),
         "status": status.as_u16(),
         "detail": detail,
     });
-    if let Some(url) = sign_in {
-        body["sign_in"] = serde_json::Value::from(url);
+    if let (Some(body), Some(serde_json::Value::Object(extra))) = (body.as_object_mut(), extra) {
+        body.extend(extra);
     }
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body.to_string())
         .into_response()
@@ -294,5 +346,108 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CsrfToken {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         let (_, auth) = context(parts)?;
         signed_in_csrf(parts, &auth).await
+    }
+}
+
+/// The scopes an [`AccessToken`] must have, as a type: a route that needs a Google API says so in its signature.
+///
+/// ```
+/// struct CalendarRead;
+/// impl signin_login::Scopes for CalendarRead {
+///     const SCOPES: &'static [&'static str] = &["https://www.googleapis.com/auth/calendar.readonly"];
+/// }
+/// async fn events(token: signin_login::AccessToken<CalendarRead>) -> String {
+///     format!("{} scopes", token.scopes().len())
+/// }
+/// ```
+pub trait Scopes: Send + Sync + 'static {
+    /// The scopes, as the provider names them.
+    const SCOPES: &'static [&'static str];
+}
+
+/// No scope beyond the sign-in's: the access token a sign-in got (e.g. for the provider's userinfo endpoint).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignInScopes;
+
+impl Scopes for SignInScopes {
+    const SCOPES: &'static [&'static str] = &[];
+}
+
+/// A valid access token of the signed-in person at the provider they signed in with, with the scopes `S`: the
+/// stored one, or refreshed first when it expires within `login.tokens.refresh_margin` (once across the fleet).
+///
+/// A person without a grant that has `S` (none yet, scopes not granted, or ended by the provider) is sent to the
+/// grant route for them and comes back to this page; an API request (as for [`CurrentUser`]) gets `403` problem
+/// JSON naming the missing scopes and the grant URL (`grant`); a signed-out one is answered as by
+/// [`CurrentUser`]. A provider that is down gives `503`. `Debug` never shows the token.
+pub struct AccessToken<S: Scopes = SignInScopes> {
+    token: secrecy::SecretString,
+    scopes: Vec<String>,
+    expires_at: i64,
+    marker: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S: Scopes> AccessToken<S> {
+    /// The token, to send as `Authorization: Bearer <token>` ([`AccessToken::authorization`] does).
+    pub fn secret(&self) -> &secrecy::SecretString {
+        &self.token
+    }
+
+    /// The `Authorization` header value for the provider's APIs: `Bearer <token>`, marked sensitive (kept out of
+    /// HTTP/2 header compression tables and of `Debug` output).
+    pub fn authorization(&self) -> HeaderValue {
+        use secrecy::ExposeSecret as _;
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        value.set_sensitive(true);
+        value
+    }
+
+    /// Every scope the token has (at least `S`).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// When the token expires (Unix seconds).
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+}
+
+impl<S: Scopes> std::fmt::Debug for AccessToken<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl<St: Send + Sync, S: Scopes> FromRequestParts<St> for AccessToken<S> {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
+        let (sessions, auth) = context(parts)?;
+        let Some((owner, provider)) = auth.signed_in_with().await? else {
+            return Err(signed_out(parts, &sessions));
+        };
+        let tokens = sessions.tokens().ok_or(Rejection(RejectionKind::NoTokens))?;
+        match tokens.access_token(&owner, &provider, S::SCOPES).await {
+            Ok(issued) => Ok(Self {
+                token: issued.token,
+                scopes: issued.scopes,
+                expires_at: issued.expires_at,
+                marker: std::marker::PhantomData,
+            }),
+            Err(crate::grants::Refusal::Grant(missing)) => {
+                let scopes: Vec<&str> = missing.iter().map(String::as_str).collect();
+                let url = sessions.grant_url(&scopes, here(parts).as_ref());
+                Err(Rejection(RejectionKind::Grant { url, missing, json: wants_json(parts) }))
+            }
+            Err(crate::grants::Refusal::Unavailable) => {
+                Err(Rejection(RejectionKind::TokensUnavailable { json: wants_json(parts) }))
+            }
+        }
     }
 }

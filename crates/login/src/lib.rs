@@ -7,6 +7,7 @@ mod config;
 mod domains;
 mod error;
 mod extract;
+mod grants;
 mod hook;
 mod layer;
 mod limit;
@@ -22,11 +23,12 @@ mod sign_out;
 mod site;
 
 pub use error::{Error, ErrorPage, PageLink};
-pub use extract::{Api, CsrfToken, CurrentUser, MaybeUser, Rejection};
+pub use extract::{AccessToken, Api, CsrfToken, CurrentUser, MaybeUser, Rejection, Scopes, SignInScopes};
+pub use grants::ProviderTokens;
 pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::{ForwardedHeader, RateLimitSettings};
 pub use mine::{ActiveSession, MySessions};
-pub use settings::{LoginSettings, generate_cookie_key};
+pub use settings::{LoginSettings, TokenSettings, generate_cookie_key};
 /// The RISC event types the receiver acts on (`login.risc.enabled`).
 pub use signin_auth::event as risc_event;
 pub use signin_auth::{
@@ -34,11 +36,14 @@ pub use signin_auth::{
     issuer_name,
 };
 pub use signin_session::{
-    AccountHolds, MemoryAccountHolds, MemoryDirectory, MemoryUsedTokens, SessionDirectory, SessionSettings, UsedTokens,
+    AccountHolds, GrantStore, MemoryAccountHolds, MemoryDirectory, MemoryGrants, MemoryUsedTokens, SessionDirectory,
+    SessionSettings, UsedTokens,
 };
 /// The MySQL stores (feature `mysql`, on by default).
 #[cfg(feature = "mysql")]
-pub use signin_session::{MySqlAccountHolds, MySqlSessionDirectory, MySqlSessionStore, MySqlUsedTokens, sqlx_pool};
+pub use signin_session::{
+    MySqlAccountHolds, MySqlGrants, MySqlSessionDirectory, MySqlSessionStore, MySqlUsedTokens, sqlx_pool,
+};
 pub use tower_sessions::SessionStore;
 
 pub use builder::{LoginBuilder, step};

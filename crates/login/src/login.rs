@@ -98,6 +98,7 @@ impl<H: SignIn> Login<H> {
             login.end_session_path.clone(),
             login.end_all_sessions_path.clone(),
             login.risc_path.clone(),
+            login.grant_path(),
         ];
         let mut entries: Vec<Entry> = Vec::with_capacity(providers.len());
         for (index, provider) in providers.into_iter().enumerate() {
@@ -170,6 +171,16 @@ impl<H: SignIn> Login<H> {
                 }
             })
             .collect()
+    }
+
+    /// The position of the provider with this id.
+    pub(crate) fn index_of(&self, id: &str) -> Option<usize> {
+        self.inner.providers.iter().position(|entry| entry.flow.provider().id() == id)
+    }
+
+    /// The site's grants (always kept once built).
+    pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
+        self.inner.sessions.tokens()
     }
 
     pub(crate) fn entry(&self, index: usize) -> &Entry {

@@ -213,6 +213,10 @@ pub(crate) async fn end_all<H: SignIn>(
         .await
         .map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
     auth.sign_out().await?;
+    // Signing out everywhere ends the person's grants too: revoked at the provider, deleted here.
+    if let Some(tokens) = login.tokens() {
+        tokens.end_all(&owner, true).await;
+    }
     tracing::info!(sessions = ended, "signed out everywhere");
     Ok(see_other(&sessions.home_url()))
 }

@@ -151,6 +151,11 @@ async fn act<H: SignIn>(
         risc.holds.hold(&owner, event.reason.as_deref().unwrap_or("disabled")).await?;
     }
     let ended = signin_session::end_all_sessions(&*control.store, &*control.directory, &owner).await?;
+    // The grant ends with the sessions: revoked at the provider too, unless the provider says it revoked the
+    // tokens itself.
+    if let Some(tokens) = login.tokens() {
+        tokens.end_all(&owner, event.kind != event::TOKENS_REVOKED).await;
+    }
     if event.kind == event::ACCOUNT_DISABLED {
         // A sign-in that passed the check just before the hold saves its session only as it answers: end the
         // sessions once more after any such request has finished.

@@ -7,7 +7,8 @@ use crate::{Login, SignIn, backchannel, mine, risc, routes};
 
 impl<H: SignIn> Login<H> {
     /// `GET /login`, `GET /login/callback` and `POST /logout` (the configured paths), each other provider's
-    /// `GET /login/<id>` and `GET /login/<id>/callback`, and the session routes, for `Router::merge`.
+    /// `GET /login/<id>` and `GET /login/<id>/callback`, the grant route (`GET /login/grant`), and the session
+    /// routes, for `Router::merge`.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let login = &self.inner.sessions.0.login;
         let mut router = Router::new();
@@ -31,6 +32,7 @@ impl<H: SignIn> Login<H> {
         }
         router
             .route(&login.logout_path, post(routes::logout::<H>))
+            .route(&login.grant_path(), get(crate::grants::route::begin::<H>))
             .route(&login.end_session_path, post(mine::end_one::<H>))
             .route(&login.end_all_sessions_path, post(mine::end_all::<H>))
             .route_layer(self.inner.limit.clone())

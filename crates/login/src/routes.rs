@@ -12,7 +12,7 @@ use signin_auth::{AuthErrorKind, Callback, LoginFlow};
 use signin_domain::LocalPath;
 use signin_session::{AuthSession, SessionError, SignInDetails};
 
-use crate::attempts::Taken;
+use crate::attempts::{NewAttempt, Taken};
 use crate::error::LoginError;
 use crate::extract::Rejection;
 use crate::{Login, SignIn};
@@ -77,10 +77,8 @@ pub(crate) async fn login<H: SignIn>(
     tracing::Span::current()
         .record("attempt", tracing::field::display(crate::attempts::attempt_id(start.pending.state())));
     tracing::info!("sign-in started");
-    let cookies = sessions
-        .attempts()
-        .start(&headers, start.pending, next, entry.flow.provider().id(), again)
-        .ok_or(LoginError::NoAttemptKey)?;
+    let attempt = NewAttempt { pending: start.pending, next, provider: entry.flow.provider().id(), again, grant: None };
+    let cookies = sessions.attempts().start(&headers, attempt).ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -140,15 +138,15 @@ async fn finish<H: SignIn>(
         return Err(refused.into());
     }
     let entry = login.entry(provider);
-    let (pending, next, again) = match taken {
-        Taken::Found(pending, next, began, again) => {
+    let opened = match taken {
+        Taken::Found(opened) => {
             // Mix-up defence: only the provider the attempt began with may complete it. An attempt sealed before
             // cookies named their provider belongs to the main one.
-            let began = if began.is_empty() { login.provider().id().to_owned() } else { began };
+            let began = if opened.provider.is_empty() { login.provider().id().to_owned() } else { opened.provider };
             if began != entry.flow.provider().id() {
                 return Err(LoginError::MixUp { began, arrived: entry.flow.provider().id().to_owned() });
             }
-            (pending, next, again)
+            crate::attempts::Opened { provider: began, ..*opened }
         }
         Taken::Missing => return Err(LoginError::NoPendingLogin),
         // This browser has sign-ins under way, and the callback names none of them.
@@ -157,6 +155,7 @@ async fn finish<H: SignIn>(
         // Begun in another browser: planted, perhaps by a sibling subdomain. The provider is not asked.
         Taken::OtherBrowser => return Err(LoginError::OtherBrowser),
     };
+    let crate::attempts::Opened { pending, next, again, grant, .. } = opened;
     let claim = attempt_claim(entry.flow.provider().issuer(), pending.state());
     let attempt = crate::attempts::attempt_id(pending.state());
     let signed_in = match entry.flow.complete(pending, callback).await {
@@ -185,15 +184,25 @@ async fn finish<H: SignIn>(
     if let Some(why) = login.inner.domains.refusal(&signed_in.claims) {
         return Err(LoginError::DomainRefused(why));
     }
+    let provider = entry.flow.provider();
     let owner = signin_session::owner_key(&signed_in.claims.profile.issuer, &signed_in.claims.profile.subject);
     if let Some(risc) = &login.inner.risc {
         let held =
             risc.holds.is_held(&owner).await.map_err(|err| LoginError::Session(SessionError::Unavailable(err)))?;
         if held {
-            return Err(LoginError::AccountHeld(entry.flow.provider().display_name().to_owned()));
+            return Err(LoginError::AccountHeld(provider.display_name().to_owned()));
         }
     }
-    let user = login.inner.hook.sign_in(&signed_in, entry.flow.provider()).await?;
+    if let Some(grant) = grant {
+        return crate::grants::route::finish(login, provider, auth, &signed_in, grant, next).await;
+    }
+    let user = login.inner.hook.sign_in(&signed_in, provider).await?;
+    // The tokens go to the person's grant, shared by their sessions; the session names only the provider.
+    let tokens = login.tokens().ok_or(LoginError::NoTokens)?;
+    let holds_refresh_token = tokens
+        .record(provider, &owner, &signed_in.claims.profile.subject, &signed_in.tokens, &provider.sign_in_scopes())
+        .await
+        .map_err(|_| LoginError::TokensUnavailable)?;
     let sessions = login.sessions();
     // The provider's session (`sid`), for its back-channel logout.
     let provider_session = signed_in
@@ -203,18 +212,21 @@ async fn finish<H: SignIn>(
         .and_then(serde_json::Value::as_str)
         .filter(|sid| !sid.is_empty() && sid.len() <= 255)
         .map(|sid| signin_session::provider_session_key(&signed_in.claims.profile.issuer, sid));
-    let plan = entry.flow.provider().sign_out_plan();
-    let sign_out = crate::sign_out::kept(sessions, entry.flow.provider().id(), plan, &signed_in.tokens);
     let details = SignInDetails {
         lifetime: sessions.session_settings().absolute_lifetime,
         owner: Some(&owner),
         user_agent,
         provider_session: provider_session.as_deref(),
-        sign_out: sign_out.as_ref(),
+        sign_out: None,
         again,
+        provider: Some(provider.id()),
     };
     auth.sign_in(&user, details).await?;
-    tracing::info!(oidc.issuer = %entry.flow.provider().issuer(), "signed in");
+    tracing::info!(oidc.issuer = %provider.issuer(), "signed in");
+    // Offline access needs a refresh token, which a provider issues only with consent: asked for now, once.
+    if provider.offline_access() && !holds_refresh_token {
+        return Ok(see_other(&sessions.grant_url(&[], Some(&next))));
+    }
     Ok(see_other(&sessions.url(next.as_ref())))
 }
 
@@ -276,6 +288,7 @@ pub(crate) async fn verify_post(
 pub(crate) async fn logout<H: SignIn>(
     State(login): State<Login<H>>,
     Auth(auth): Auth,
+    control: Option<axum::Extension<crate::Control>>,
     headers: HeaderMap,
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Result<Response, LoginError> {
@@ -289,13 +302,40 @@ pub(crate) async fn logout<H: SignIn>(
     let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
     verify_post(&auth, &headers, sessions.origin(), &submitted).await?;
     let kept = auth.sign_out_data().await?;
+    let leaving = match auth.signed_in_with().await? {
+        Some((owner, provider)) => {
+            let others = others_live(control.as_ref().map(|c| &c.0), &owner, auth.stored_id()).await;
+            Some(crate::sign_out::Leaving { owner, provider, others })
+        }
+        None => None,
+    };
     auth.sign_out().await?;
     tracing::info!("signed out");
-    // At the provider, after the site's own sign-out: a revocation in the background, and the end-session page.
-    let onward = kept.and_then(|kept| crate::sign_out::at_provider(&login, &kept));
+    // At the provider, after the site's own sign-out: the grant ended (its last session), and the end-session page.
+    let onward = match (leaving, kept) {
+        (Some(leaving), _) => crate::sign_out::at_provider(&login, &leaving).await,
+        (None, Some(kept)) => crate::sign_out::at_provider_kept(&login, &kept),
+        (None, None) => None,
+    };
     let mut response = see_other(onward.as_ref().map_or(home.as_str(), url::Url::as_str));
     response.headers_mut().append(header::SET_COOKIE, sessions.attempts().remember_sign_out());
     Ok(response)
+}
+
+/// Whether the person `owner` has live sessions besides `this` one, as far as the directory knows; without a
+/// directory, none are known. A directory that fails counts as "yes": the grant is kept rather than revoked under
+/// sessions that may still use it.
+async fn others_live(control: Option<&crate::Control>, owner: &str, this: Option<tower_sessions::session::Id>) -> bool {
+    let Some(control) = control else {
+        return false;
+    };
+    match signin_session::live_sessions(&*control.store, &*control.directory, owner).await {
+        Ok(live) => live.iter().any(|session| Some(session.entry.id) != this),
+        Err(err) => {
+            tracing::warn!(error = %err, "listing the person's sessions failed; their grant is kept");
+            true
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,43 @@ pub struct LoginSettings {
     pub risc_path: String,
     /// Receiving security events from a RISC transmitter, e.g. Google's Cross-Account Protection (`[login.risc]`).
     pub risc: signin_auth::RiscSettings,
+    /// The grants kept for acting for people: their keys and when tokens are refreshed (`[login.tokens]`).
+    pub tokens: TokenSettings,
+}
+
+/// How the tokens of people's grants are kept and refreshed; deserialises from `[login.tokens]`.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Keys that seal the grants at rest (AES-256-GCM): base64 of at least 32 random bytes each; the first seals,
+    /// all open, so a new key goes first and an old one stays until every grant has been written again. Empty (the
+    /// default): keys derived from `login.cookie_keys` for this use alone. Give them as a secret
+    /// (`APP__LOGIN__TOKENS__KEYS=key1,key2`).
+    pub keys: Vec<SecretString>,
+    /// An access token expiring within this long is refreshed before it is handed out (default 60 s).
+    #[serde(with = "signin_domain::duration")]
+    pub refresh_margin: Duration,
+    /// How long a request waits for a refresh another request or instance has under way (default 15 s); a
+    /// refresh's claim on the grant lasts as long, so that an instance that dies while refreshing does not hold
+    /// the grant for longer.
+    #[serde(with = "signin_domain::duration")]
+    pub refresh_wait: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self { keys: Vec::new(), refresh_margin: Duration::from_secs(60), refresh_wait: Duration::from_secs(15) }
+    }
+}
+
+impl fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("keys", &format_args!("[{} redacted]", self.keys.len()))
+            .field("refresh_margin", &self.refresh_margin)
+            .field("refresh_wait", &self.refresh_wait)
+            .finish()
+    }
 }
 
 impl Default for LoginSettings {
@@ -66,6 +103,7 @@ impl Default for LoginSettings {
             end_all_sessions_path: "/sessions/end-all".to_owned(),
             risc_path: "/login/risc".to_owned(),
             risc: signin_auth::RiscSettings::default(),
+            tokens: TokenSettings::default(),
             home_path: "/".to_owned(),
             pending_login: Duration::from_secs(10 * 60),
             max_attempts: 5,
@@ -96,11 +134,18 @@ impl fmt::Debug for LoginSettings {
             .field("rate_limit", &self.rate_limit)
             .field("risc_path", &self.risc_path)
             .field("risc", &self.risc)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
 
 impl LoginSettings {
+    /// Where a signed-in person is sent to grant more (`?scope=…&next=…`): `<login_path>/grant`, under the
+    /// sign-in paths, so that its attempt cookies reach the callback.
+    pub fn grant_path(&self) -> String {
+        format!("{}/grant", self.login_path.trim_end_matches('/'))
+    }
+
     /// Fails on settings that cannot work, naming the key.
     pub fn check(&self) -> Result<(), Error> {
         for (key, path) in [
@@ -137,6 +182,10 @@ impl LoginSettings {
                     .into(),
             ));
         }
+        if self.tokens.refresh_wait.is_zero() {
+            return Err(Error::Config("login.tokens.refresh_wait must be positive".into()));
+        }
+        crate::grants::TokenKeys::parse(&self.tokens.keys, "login.tokens.keys")?;
         if common_path(&self.login_path, &self.callback_path) == "/" {
             return Err(Error::Config(
                 "login.callback_path must share a first path segment with login.login_path (e.g. /login and \
@@ -204,24 +253,31 @@ pub(crate) fn common_path(a: &str, b: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct AttemptKeys(Vec<cookie::Key>);
 
-impl AttemptKeys {
-    pub(crate) fn parse(raw: &[SecretString]) -> Result<Self, Error> {
-        let mut keys = Vec::with_capacity(raw.len());
-        for (at, key) in raw.iter().enumerate() {
+/// The bytes of configured keys (`setting`, e.g. `login.cookie_keys`): base64 of at least 32 random bytes each.
+pub(crate) fn decode_keys(raw: &[SecretString], setting: &str) -> Result<Vec<Vec<u8>>, Error> {
+    raw.iter()
+        .enumerate()
+        .map(|(at, key)| {
             let text = key.expose_secret().trim();
             let bytes = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
                 .iter()
                 .find_map(|engine| engine.decode(text.trim_end_matches('=')).ok().or_else(|| engine.decode(text).ok()))
-                .ok_or_else(|| Error::Config(format!("login.cookie_keys[{at}] is not base64")))?;
+                .ok_or_else(|| Error::Config(format!("{setting}[{at}] is not base64")))?;
             if bytes.len() < 32 {
                 return Err(Error::Config(format!(
-                    "login.cookie_keys[{at}] is {} bytes; it needs at least 32 random bytes",
+                    "{setting}[{at}] is {} bytes; it needs at least 32 random bytes",
                     bytes.len()
                 )));
             }
-            keys.push(cookie::Key::derive_from(&bytes));
-        }
-        Ok(Self(keys))
+            Ok(bytes)
+        })
+        .collect()
+}
+
+impl AttemptKeys {
+    pub(crate) fn parse(raw: &[SecretString]) -> Result<Self, Error> {
+        let keys = decode_keys(raw, "login.cookie_keys")?;
+        Ok(Self(keys.iter().map(|bytes| cookie::Key::derive_from(bytes)).collect()))
     }
 
     /// The key that encrypts new cookies.

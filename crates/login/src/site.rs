@@ -27,6 +27,8 @@ pub(crate) struct Site {
     pub(crate) cookie: String,
     pub(crate) login: LoginSettings,
     pub(crate) attempts: Attempts,
+    /// The people's grants, once a [`crate::Login`] or [`SessionReader::act_for_people`] set them up.
+    pub(crate) tokens: std::sync::OnceLock<crate::ProviderTokens>,
 }
 
 impl fmt::Debug for Sessions {
@@ -81,7 +83,17 @@ impl Sessions {
         );
         let origin = public_url.origin().ascii_serialization();
         let cookie = session.cookie();
-        Ok(Self(Arc::new(Site { public_url, prefix, origin, redirect_url, session, cookie, login, attempts })))
+        Ok(Self(Arc::new(Site {
+            public_url,
+            prefix,
+            origin,
+            redirect_url,
+            session,
+            cookie,
+            login,
+            attempts,
+            tokens: std::sync::OnceLock::new(),
+        })))
     }
 
     /// The site at `public_url` with the loaded [`crate::SiteSettings`] (`[session]` and `[login]`): what a
@@ -102,8 +114,42 @@ impl Sessions {
     /// # Ok(()) }
     /// ```
     pub fn reader(public_url: Url, site: &crate::SiteSettings) -> Result<SessionReader, Error> {
-        let login = LoginSettings { cookie_keys: Vec::new(), ..site.login.clone() };
+        // A reader that acts for people opens their grants with the site's token keys: derived from the cookie
+        // keys unless given, so those are kept as token keys (and the attempt keys dropped).
+        let mut tokens = site.login.tokens.clone();
+        if tokens.keys.is_empty() {
+            // The same derivation either way: the sealing keys are HKDF's, never the configured bytes themselves.
+            tokens.keys.clone_from(&site.login.cookie_keys);
+        }
+        let login = LoginSettings { cookie_keys: Vec::new(), tokens, ..site.login.clone() };
         Self::new(public_url, site.session.clone(), login).map(SessionReader)
+    }
+
+    /// The people's grants, when this site keeps them.
+    pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
+        self.0.tokens.get()
+    }
+
+    /// Makes `tokens` this site's grants; refused when it has some already (one [`crate::Login`] per site).
+    pub(crate) fn keep_tokens(&self, tokens: crate::ProviderTokens) -> Result<(), Error> {
+        self.0.tokens.set(tokens).map_err(|_| {
+            Error::Config("these Sessions serve a Login (or act for people) already: make one Sessions each".into())
+        })
+    }
+
+    /// Where a signed-in person grants `scopes` (the grant route, [`LoginSettings::grant_path`]), coming back to
+    /// `next`: `/login/grant?scope=a%20b&next=%2Fcalendar`.
+    pub fn grant_url(&self, scopes: &[&str], next: Option<&LocalPath>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !scopes.is_empty() {
+            query.append_pair("scope", &scopes.join(" "));
+        }
+        if let Some(next) = next.filter(|next| next.as_ref() != "/") {
+            query.append_pair("next", next.as_ref());
+        }
+        let query = query.finish();
+        let path = self.url(&self.0.login.grant_path());
+        if query.is_empty() { path } else { format!("{path}?{query}") }
     }
 
     /// The public URL.
@@ -188,6 +234,40 @@ impl Sessions {
 /// [`Sessions`] (the layer, the links) through `Deref`, but not a site that can sign people in.
 #[derive(Clone, Debug)]
 pub struct SessionReader(Sessions);
+
+impl SessionReader {
+    /// Lets this service's handlers act for people ([`crate::AccessToken`]): their grants in `store` (the one the
+    /// site's sign-in service writes), refreshed with `providers` (the site's, with their client secrets). The
+    /// grants open with `login.tokens.keys`, or the keys derived from `login.cookie_keys`: the reader needs the
+    /// same secret as the service that signs people in.
+    pub fn act_for_people(
+        self,
+        providers: Vec<Arc<dyn crate::Provider>>,
+        store: Arc<dyn signin_session::GrantStore>,
+    ) -> Result<Self, Error> {
+        let tokens = crate::ProviderTokens::new(&self.0.0.login, providers, store)?;
+        self.0.keep_tokens(tokens)?;
+        Ok(self)
+    }
+
+    /// [`SessionReader::act_for_people`] with the providers of `settings` (discovered now) and the grants in the
+    /// site's MySQL database.
+    #[cfg(feature = "mysql")]
+    pub async fn act_for_people_in(
+        self,
+        pool: &sqlx::MySqlPool,
+        settings: impl IntoIterator<Item = crate::ProviderSettings>,
+    ) -> Result<Self, Error> {
+        let mut providers: Vec<Arc<dyn crate::Provider>> = Vec::new();
+        for (index, settings) in settings.into_iter().enumerate() {
+            // Refreshing never uses the redirect URI; it is the one the site registered, all the same.
+            let redirect =
+                if index == 0 { self.redirect_url().clone() } else { self.redirect_url_for(&settings.id()) };
+            providers.push(Arc::new(crate::OidcClient::discover(settings, redirect).await?));
+        }
+        self.act_for_people(providers, Arc::new(signin_session::MySqlGrants::new(pool.clone())))
+    }
+}
 
 impl std::ops::Deref for SessionReader {
     type Target = Sessions;

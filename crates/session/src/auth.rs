@@ -41,6 +41,8 @@ impl AuthSession {
     const SIGN_OUT: &'static str = "auth.out";
     /// Set when the person signed in again because a page could not read the stored user.
     const AGAIN: &'static str = "auth.again";
+    /// The id of the provider the person signed in with, whose grant acts for them.
+    const PROVIDER: &'static str = "auth.provider";
 
     /// Wraps the request's session.
     pub fn new(session: Session) -> Self {
@@ -145,7 +147,21 @@ impl AuthSession {
         if details.again {
             self.0.insert(Self::AGAIN, true).await?;
         }
+        if let Some(provider) = details.provider {
+            self.0.insert(Self::PROVIDER, provider).await?;
+        }
         Ok(())
+    }
+
+    /// Who is signed in, and with which provider: the owner ([`crate::owner_key`]) and the provider's id, when
+    /// someone is signed in and the sign-in recorded both.
+    pub async fn signed_in_with(&self) -> Result<Option<(String, String)>, SessionError> {
+        if self.signed_in_user().await?.is_none() {
+            return Ok(None);
+        }
+        let owner = self.0.get::<String>(Self::OWNER).await.ok().flatten();
+        let provider = self.0.get::<String>(Self::PROVIDER).await.ok().flatten();
+        Ok(owner.zip(provider))
     }
 
     /// Whose session it is ([`crate::owner_key`]), when someone is signed in and it was recorded.
@@ -279,12 +295,22 @@ pub struct SignInDetails<'a> {
     /// The person signed in again because a page could not read their session's user: a page that still cannot
     /// is misconfigured, not out of date (see [`StoredUser::Unreadable`]).
     pub again: bool,
+    /// The id of the provider the person signed in with ([`AuthSession::signed_in_with`]).
+    pub provider: Option<&'a str>,
 }
 
 impl SignInDetails<'_> {
     /// A session of this lifetime that no directory lists.
     pub fn lasting(lifetime: Duration) -> Self {
-        SignInDetails { lifetime, owner: None, user_agent: "", provider_session: None, sign_out: None, again: false }
+        SignInDetails {
+            lifetime,
+            owner: None,
+            user_agent: "",
+            provider_session: None,
+            sign_out: None,
+            again: false,
+            provider: None,
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod auth;
 mod cache;
 mod directory;
 mod error;
+mod grants;
 mod hashed;
 mod holds;
 mod store;
@@ -25,6 +26,7 @@ pub use directory::{
     end_all_sessions, end_provider_session, end_session, live_sessions, owner_key, provider_session_key,
 };
 pub use error::SessionError;
+pub use grants::{GrantStore, MAX_GRANT_OWNER, MemoryGrants, MySqlGrants, StoredGrant};
 pub use hashed::HashedIds;
 pub use holds::{AccountHolds, MemoryAccountHolds, MySqlAccountHolds};
 pub use store::{MySqlSessionStore, sqlx_pool};

@@ -69,12 +69,12 @@ impl SignIn for NumberEveryone {
 async fn a_stored_user_of_another_shape_does_not_lock_the_person_out() {
     // Two services on one store and cookie; the other one signed this browser in with a user of its own shape.
     let site = Site::new();
-    let other = Login::builder(site.sessions.clone(), NumberEveryone)
+    let other = Login::builder(site.same_site(), NumberEveryone)
         .providers(vec![site.idp.clone()])
         .per_instance()
         .build()
         .expect("login");
-    let other_app = Router::new().merge(other.routes()).layer(site.sessions.layer(site.store.clone()));
+    let other_app = Router::new().merge(other.routes()).layer(other.sessions().layer(site.store.clone()));
     let started = site.start("/login", None).await;
     let callback = started.callback(&site.idp.good_code());
     let response = other_app
@@ -160,7 +160,7 @@ async fn a_non_ascii_next_comes_back_percent_encoded() {
 #[tokio::test]
 async fn inside_a_nested_router_next_keeps_the_nest_prefix() {
     let site = Site::new();
-    let login = Login::builder(site.sessions.clone(), crate::support::Hook::Keep)
+    let login = Login::builder(site.same_site(), crate::support::Hook::Keep)
         .providers(vec![site.idp.clone()])
         .per_instance()
         .build()

@@ -21,6 +21,7 @@ mod cookies;
 mod edges;
 mod extractors;
 mod flow;
+mod grants;
 mod logout;
 mod mine;
 mod once;

@@ -236,7 +236,11 @@ impl Options {
         let idp = FakeIdp::new();
         let builder = Login::builder(sessions.clone(), self.hook).providers(vec![idp.clone()]);
         let builder = match self.used_tokens {
-            Some(used) => builder.stores(used, Arc::new(signin_login::MemoryAccountHolds::default())),
+            Some(used) => builder.stores(
+                used,
+                Arc::new(signin_login::MemoryAccountHolds::default()),
+                Arc::new(signin_login::MemoryGrants::default()),
+            ),
             None => builder.per_instance(),
         };
         let login = builder.build().expect("a login with a key");
@@ -294,6 +298,17 @@ pub struct Site {
 }
 
 impl Site {
+    /// The same site's sessions, for another service on it (each service builds its own [`Sessions`]).
+    pub fn same_site(&self) -> Sessions {
+        let sessions = &self.sessions;
+        Sessions::new(
+            sessions.public_url().clone(),
+            sessions.session_settings().clone(),
+            sessions.login_settings().clone(),
+        )
+        .expect("the same settings")
+    }
+
     /// The default site: `https://example.com`, one key, 10-minute attempts, the hook keeps the claims.
     pub fn new() -> Self {
         Options::default().build()

@@ -2,6 +2,7 @@
 //! workspace's migrations applied (they create the `sessions` table).
 
 mod feed;
+mod grants;
 mod middleware;
 mod store;
 

@@ -1,0 +1,486 @@
+//! Acting for the person: the grant they made the site at their provider, kept once per (issuer, subject, client)
+//! in a [`GrantStore`] that all of their sessions and every instance share, sealed at rest ([`TokenKeys`]), and
+//! refreshed once at a time across the fleet.
+//!
+//! A grant record holds the access token with its expiry and scopes, the refresh token (when offline access is
+//! on) with the scopes it covers, and the latest ID token (for `id_token_hint` at sign-out). A sign-in merges its
+//! tokens into the record; the grant route adds scopes; [`crate::AccessToken`] hands out a token that is valid
+//! for at least `login.tokens.refresh_margin`, refreshing it first when needed:
+//!
+//! 1. within this process, one request per grant refreshes (a per-grant lock); the others wait for it;
+//! 2. across the fleet, the refreshing request first takes a lease on the record's version in the store (a
+//!    compare-and-swap); an instance that finds the lease taken reads the record again until its version moves
+//!    (the refreshed tokens) or `login.tokens.refresh_wait` has passed (503);
+//! 3. the refreshed tokens are written with a compare-and-swap on the leased version, so a refresh token the
+//!    provider rotated is never used twice.
+//!
+//! `invalid_grant` (the person revoked the grant, or it lapsed) deletes the record: the person is sent to grant
+//! again. A provider that is down, slow or answers nonsense leaves the record as it was (503). A refreshed ID
+//! token naming another issuer or subject drops the record (OpenID Connect Core §12.2).
+
+mod keys;
+pub(crate) mod route;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use signin_auth::{AuthErrorKind, Provider, Tokens};
+use signin_session::GrantStore;
+
+pub(crate) use keys::TokenKeys;
+
+use crate::settings::TokenSettings;
+use crate::{Error, LoginSettings};
+
+/// How long an access token is taken to live when the provider does not say (Google always says: an hour).
+const ASSUMED_LIFETIME: Duration = Duration::from_secs(3600);
+/// How often a request waiting for another instance's refresh reads the record again.
+const POLL: Duration = Duration::from_millis(50);
+/// How often a write races another write of the same record before giving up.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// What a grant record holds, sealed.
+#[derive(Clone, Serialize, Deserialize)]
+struct Record {
+    #[serde(rename = "iss")]
+    issuer: String,
+    #[serde(rename = "sub")]
+    subject: String,
+    /// The access token and when it expires (Unix seconds).
+    #[serde(rename = "at")]
+    access_token: String,
+    #[serde(rename = "ae")]
+    access_expires: i64,
+    /// The scopes the access token has.
+    #[serde(rename = "as", default)]
+    access_scopes: Vec<String>,
+    #[serde(rename = "rt", default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    /// The scopes a refresh yields.
+    #[serde(rename = "rs", default)]
+    refresh_scopes: Vec<String>,
+    #[serde(rename = "it", default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("issuer", &self.issuer)
+            .field("access_expires", &self.access_expires)
+            .field("access_scopes", &self.access_scopes)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("refresh_scopes", &self.refresh_scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn expiry(expires_in: Option<Duration>) -> i64 {
+    let lifetime = expires_in.unwrap_or(ASSUMED_LIFETIME);
+    now().saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The scopes of `wanted` that `held` lacks.
+fn missing(held: &[String], wanted: &[&str]) -> Vec<String> {
+    wanted.iter().filter(|scope| !held.iter().any(|held| held == *scope)).map(|scope| (*scope).to_owned()).collect()
+}
+
+/// Both lists, each scope once, in order.
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for scope in b {
+        if !out.contains(scope) {
+            out.push(scope.clone());
+        }
+    }
+    out
+}
+
+impl Record {
+    /// The access token, when it has `scopes` and stays valid for `margin`.
+    fn usable(&self, scopes: &[&str], margin: Duration) -> Option<Issued> {
+        let margin = i64::try_from(margin.as_secs()).unwrap_or(i64::MAX);
+        let fresh = self.access_expires.saturating_sub(now()) > margin;
+        (fresh && missing(&self.access_scopes, scopes).is_empty()).then(|| Issued {
+            token: SecretString::from(self.access_token.clone()),
+            scopes: self.access_scopes.clone(),
+            expires_at: self.access_expires,
+        })
+    }
+
+    /// Whether a refresh yields a token with `scopes`.
+    fn refreshable(&self, scopes: &[&str]) -> bool {
+        self.refresh_token.is_some() && missing(&self.refresh_scopes, scopes).is_empty()
+    }
+}
+
+/// A usable access token of the person's grant.
+pub(crate) struct Issued {
+    pub(crate) token: SecretString,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: i64,
+}
+
+/// Why no token could be handed out.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The person must grant (again): no grant, scopes missing, or the provider ended it. The scopes to ask for.
+    Grant(Vec<String>),
+    /// The provider or the store failed; the grant is as it was.
+    Unavailable,
+}
+
+/// The grants of a site's people, and the providers that refresh them. Cheap to clone; made by
+/// [`crate::LoginBuilder::build`], or for a service that only reads sessions by
+/// [`crate::SessionReader::act_for_people`].
+#[derive(Clone)]
+pub struct ProviderTokens(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn GrantStore>,
+    keys: TokenKeys,
+    providers: Vec<Arc<dyn Provider>>,
+    settings: TokenSettings,
+    /// One refresh per grant in this process: a per-grant async lock, dropped when no one holds it. (A map of
+    /// locks by key: small enough to keep here rather than take a crate for.)
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for ProviderTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let providers: Vec<&str> = self.0.providers.iter().map(|provider| provider.id()).collect();
+        f.debug_struct("ProviderTokens").field("providers", &providers).field("settings", &self.0.settings).finish()
+    }
+}
+
+impl ProviderTokens {
+    /// The grants in `store`, sealed with the keys of `login` and refreshed with `providers`.
+    pub(crate) fn new(
+        login: &LoginSettings,
+        providers: Vec<Arc<dyn Provider>>,
+        store: Arc<dyn GrantStore>,
+    ) -> Result<Self, Error> {
+        let keys = TokenKeys::from_settings(login)?;
+        if !keys.can_seal() {
+            return Err(Error::Config(
+                "keeping people's grants needs a key: set login.tokens.keys (or login.cookie_keys, from which one is \
+                 derived)"
+                    .into(),
+            ));
+        }
+        Ok(Self(Arc::new(Inner {
+            store,
+            keys,
+            providers,
+            settings: login.tokens.clone(),
+            refreshing: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    pub(crate) fn provider(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.0.providers.iter().find(|provider| provider.id() == id)
+    }
+
+    /// The id of the grant of `owner` ([`signin_session::owner_key`]) to the client `client_id`: SHA-256 of both,
+    /// base64url, so that the key tells nothing and fits the table.
+    pub(crate) fn grant_id(owner: &str, client_id: &str) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest([owner.as_bytes(), b"\0", client_id.as_bytes()].concat());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+
+    /// The version of grant `id` and its record, if it has one: a record that does not open (sealed with a key the
+    /// site no longer has) reads as `None`, so that the person simply grants again and it is written over.
+    async fn read(&self, id: &str) -> Result<Option<(u64, Option<Record>)>, Refusal> {
+        let stored = self.0.store.get(id).await.map_err(|err| {
+            tracing::warn!(error = %err, "reading a grant failed");
+            Refusal::Unavailable
+        })?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let record = self
+            .0
+            .keys
+            .open(id, &stored.sealed)
+            .and_then(|plain| serde_json::from_slice::<Record>(&plain).ok());
+        if record.is_none() {
+            tracing::warn!("a stored grant does not open with the configured keys; the person will grant again");
+        }
+        Ok(Some((stored.version, record)))
+    }
+
+    /// The record of grant `id` and its version, when there is one that opens.
+    async fn load(&self, id: &str) -> Result<Option<(u64, Record)>, Refusal> {
+        Ok(self.read(id).await?.and_then(|(version, record)| record.map(|record| (version, record))))
+    }
+
+    /// Writes `record` as grant `id` of `owner`, if the store is still at `expected`.
+    async fn write(&self, id: &str, owner: &str, record: &Record, expected: Option<u64>) -> Result<bool, Refusal> {
+        let plain = serde_json::to_vec(record).map_err(|_| Refusal::Unavailable)?;
+        let sealed = self.0.keys.seal(id, &plain).ok_or(Refusal::Unavailable)?;
+        self.0.store.put(id, owner, &sealed, expected).await.map_err(|err| {
+            tracing::warn!(error = %err, "writing a grant failed");
+            Refusal::Unavailable
+        })
+    }
+
+    /// Merges what a sign-in or a grant (asking `asked`) brought into the person's grant with `provider`: the new
+    /// access token and the scopes it has, a new refresh token or the one held, the new ID token. Whether a
+    /// refresh token is held now.
+    pub(crate) async fn record(
+        &self,
+        provider: &dyn Provider,
+        owner: &str,
+        subject: &str,
+        tokens: &Tokens,
+        asked: &[String],
+    ) -> Result<bool, Refusal> {
+        let id = Self::grant_id(owner, provider.client_id());
+        // RFC 6749 §5.1: no `scope` in the answer means exactly the scopes asked for.
+        let granted = tokens.scopes.clone().unwrap_or_else(|| asked.to_vec());
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.read(&id).await?;
+            let expected = current.as_ref().map(|(version, _)| *version);
+            let held = current.and_then(|(_, record)| record);
+            let (refresh_token, refresh_scopes) = match (&tokens.refresh_token, held) {
+                (Some(new), _) => (Some(new.expose_secret().to_owned()), granted.clone()),
+                // A sign-in without a new refresh token keeps the one held (Google issues one only at consent).
+                (None, Some(held)) if provider.offline_access() && held.refresh_token.is_some() => {
+                    (held.refresh_token, union(&held.refresh_scopes, &granted))
+                }
+                (None, _) => (None, Vec::new()),
+            };
+            let record = Record {
+                issuer: provider.issuer().to_owned(),
+                subject: subject.to_owned(),
+                access_token: tokens.access_token.expose_secret().to_owned(),
+                access_expires: expiry(tokens.expires_in),
+                access_scopes: granted.clone(),
+                refresh_token,
+                refresh_scopes,
+                id_token: Some(tokens.id_token.expose_secret().to_owned()).filter(|token| !token.is_empty()),
+            };
+            if self.write(&id, owner, &record, expected).await? {
+                return Ok(record.refresh_token.is_some());
+            }
+        }
+        tracing::warn!("a grant kept changing while a sign-in wrote it");
+        Err(Refusal::Unavailable)
+    }
+
+    /// Whether the grant of `owner` with `provider` holds a refresh token.
+    pub(crate) async fn holds_refresh_token(&self, provider: &dyn Provider, owner: &str) -> Result<bool, Refusal> {
+        let id = Self::grant_id(owner, provider.client_id());
+        Ok(self.load(&id).await?.is_some_and(|(_, record)| record.refresh_token.is_some()))
+    }
+
+    /// The latest ID token of the grant of `owner` with `provider`, for `id_token_hint`.
+    pub(crate) async fn id_token(&self, provider: &dyn Provider, owner: &str) -> Option<String> {
+        let id = Self::grant_id(owner, provider.client_id());
+        self.load(&id).await.ok().flatten().and_then(|(_, record)| record.id_token)
+    }
+
+    /// An access token of the grant of `owner` with the provider of id `provider` that has `scopes` and stays
+    /// valid for the refresh margin: the stored one, or a refreshed one.
+    pub(crate) async fn access_token(&self, owner: &str, provider: &str, scopes: &[&str]) -> Result<Issued, Refusal> {
+        let everything = || Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect());
+        // Signed in with a provider the configuration no longer has: there is nobody to ask.
+        let provider = self.provider(provider).cloned().ok_or_else(everything)?;
+        let id = Self::grant_id(owner, provider.client_id());
+        let margin = self.0.settings.refresh_margin;
+        let Some((_, record)) = self.load(&id).await? else {
+            return Err(everything());
+        };
+        if let Some(issued) = record.usable(scopes, margin) {
+            return Ok(issued);
+        }
+        if !record.refreshable(scopes) {
+            return Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes));
+        }
+        let lock = self.lock_for(&id);
+        let _one_here = lock.lock().await;
+        let deadline = tokio::time::Instant::now() + self.0.settings.refresh_wait;
+        loop {
+            let Some((version, record)) = self.load(&id).await? else {
+                return Err(everything());
+            };
+            if let Some(issued) = record.usable(scopes, margin) {
+                return Ok(issued);
+            }
+            if !record.refreshable(scopes) {
+                return Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes));
+            }
+            let leased =
+                self.0.store.lease(&id, version, self.0.settings.refresh_wait).await.map_err(|err| {
+                    tracing::warn!(error = %err, "taking a grant's refresh lease failed");
+                    Refusal::Unavailable
+                })?;
+            if leased {
+                return self.refresh(provider.as_ref(), &id, owner, version, record, scopes).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("a refresh under way elsewhere did not finish in time");
+                return Err(Refusal::Unavailable);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The lock of grant `id` in this process.
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut refreshing = self.0.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Locks no one holds or waits for go, so the map stays as small as the refreshes under way.
+        refreshing.retain(|_, lock| Arc::strong_count(lock) > 1);
+        refreshing.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Refreshes grant `id` at `version`, whose lease this caller holds.
+    async fn refresh(
+        &self,
+        provider: &dyn Provider,
+        id: &str,
+        owner: &str,
+        version: u64,
+        record: Record,
+        scopes: &[&str],
+    ) -> Result<Issued, Refusal> {
+        let Some(refresh_token) = record.refresh_token.clone().map(SecretString::from) else {
+            return Err(Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect()));
+        };
+        let refreshed = provider.refresh(&refresh_token, &record.issuer, &record.subject).await;
+        let refreshed = match refreshed {
+            Ok(refreshed) => refreshed,
+            Err(err) if err.kind() == AuthErrorKind::GrantEnded => {
+                let outcome = if matches!(err, signin_auth::AuthError::RefreshIdentityChanged) {
+                    tracing::warn!(error = %err, "a refresh answered for another person; the grant is dropped");
+                    "identity_changed"
+                } else {
+                    tracing::info!(error = %err, "the provider ended the grant; the person will grant again");
+                    "ended"
+                };
+                metrics::counter!("signin_token_refreshes_total", "outcome" => outcome).increment(1);
+                if let Err(err) = self.0.store.delete(id, Some(version)).await {
+                    tracing::warn!(error = %err, "deleting an ended grant failed");
+                }
+                return Err(Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect()));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "refreshing an access token failed; the grant is kept as it was");
+                metrics::counter!("signin_token_refreshes_total", "outcome" => "failed").increment(1);
+                if let Err(err) = self.0.store.release(id, version).await {
+                    tracing::debug!(error = %err, "releasing a refresh lease failed; it runs out by itself");
+                }
+                return Err(Refusal::Unavailable);
+            }
+        };
+        let refreshed_scopes = refreshed.scopes.clone().unwrap_or_else(|| record.refresh_scopes.clone());
+        let updated = Record {
+            access_token: refreshed.access_token.expose_secret().to_owned(),
+            access_expires: expiry(refreshed.expires_in),
+            access_scopes: refreshed_scopes.clone(),
+            refresh_token: refreshed
+                .refresh_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_owned())
+                .or(record.refresh_token.clone()),
+            refresh_scopes: if refreshed.scopes.is_some() { refreshed_scopes } else { record.refresh_scopes.clone() },
+            id_token: refreshed.id_token.as_ref().map(|token| token.expose_secret().to_owned()).or(record.id_token),
+            ..record
+        };
+        if !self.write(id, owner, &updated, Some(version)).await? {
+            // Written meanwhile (a sign-in merged new tokens): those are at least as fresh; the refreshed ones are
+            // handed out for this request and not kept.
+            tracing::debug!("a grant changed while it was refreshed; the newer record stays");
+        }
+        metrics::counter!("signin_token_refreshes_total", "outcome" => "refreshed").increment(1);
+        tracing::info!("access token refreshed");
+        updated.usable(scopes, Duration::ZERO).ok_or_else(|| Refusal::Grant(missing(&updated.access_scopes, scopes)))
+    }
+
+    /// Ends every grant of `owner`: revoked at its provider when `revoke` (in the background, bounded by the
+    /// provider's sign-out timeout), deleted here. Best effort: a failure is logged.
+    pub(crate) async fn end_all(&self, owner: &str, revoke: bool) {
+        let grants = match self.0.store.owned_by(owner).await {
+            Ok(grants) => grants,
+            Err(err) => {
+                tracing::warn!(error = %err, "listing a person's grants failed; they stay");
+                return;
+            }
+        };
+        for (id, stored) in grants {
+            let record = self.0.keys.open(&id, &stored.sealed).and_then(|plain| serde_json::from_slice(&plain).ok());
+            if let Err(err) = self.0.store.delete(&id, None).await {
+                tracing::warn!(error = %err, "deleting a grant failed");
+                continue;
+            }
+            if let (true, Some(record)) = (revoke, record) {
+                self.revoke(record);
+            }
+        }
+    }
+
+    /// Ends the grant of `owner` with `provider`, as [`ProviderTokens::end_all`] does.
+    pub(crate) async fn end(&self, provider: &dyn Provider, owner: &str, revoke: bool) {
+        let id = Self::grant_id(owner, provider.client_id());
+        let Ok(Some((_, record))) = self.load(&id).await else {
+            return;
+        };
+        if let Err(err) = self.0.store.delete(&id, None).await {
+            tracing::warn!(error = %err, "deleting a grant failed");
+            return;
+        }
+        if revoke {
+            self.revoke(record);
+        }
+    }
+
+    /// Revokes a grant at its provider in the background: its refresh token when there is one (which ends the
+    /// whole grant, RFC 7009 §2.1), else its access token. Nothing for a provider without a revocation endpoint.
+    fn revoke(&self, record: Record) {
+        let Some(provider) = self.0.providers.iter().find(|provider| provider.issuer() == record.issuer).cloned()
+        else {
+            return;
+        };
+        let (token, refresh) = match record.refresh_token {
+            Some(refresh) => (refresh, true),
+            None => (record.access_token, false),
+        };
+        tokio::spawn(async move {
+            let outcome = match provider.revoke(&SecretString::from(token), refresh).await {
+                Ok(()) => "success",
+                Err(signin_auth::AuthError::Configuration { .. }) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "revoking the grant at the provider failed");
+                    "failed"
+                }
+            };
+            metrics::counter!("signin_token_revocations_total", "outcome" => outcome).increment(1);
+        });
+    }
+}
+
+impl Refusal {
+    /// A grant refusal that names no scope asks again for all of `scopes` (a grant with no refresh token).
+    fn or_all(self, scopes: &[&str]) -> Self {
+        match self {
+            Self::Grant(missing) if missing.is_empty() => {
+                Self::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect())
+            }
+            other => other,
+        }
+    }
+}
+
+/// A scope as a page may show it: printable, cut short.
+pub(crate) fn shown_scope(scope: &str) -> String {
+    scope.chars().filter(|c| c.is_ascii_graphic()).take(100).collect()
+}

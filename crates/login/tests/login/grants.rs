@@ -1,0 +1,289 @@
+//! Acting for the person, with the fake provider keeping refresh tokens: tokens handed out, refreshed once for
+//! many requests on two instances, kept when the provider is down, dropped when it ends the grant, and more scopes
+//! granted through the grant route.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Extension, Router};
+use signin_auth::fake::RefreshAnswer;
+use signin_login::{AccessToken, Api, GrantStore, Login, MemoryDirectory, MemoryGrants, Scopes, Sessions};
+
+use crate::support::{FakeIdp, FakeProvider, Hook, ISSUER, Options, Site, Store};
+
+struct ApiWrite;
+impl Scopes for ApiWrite {
+    const SCOPES: &'static [&'static str] = &["api.write"];
+}
+
+async fn token(token: AccessToken) -> String {
+    use secrecy::ExposeSecret as _;
+    format!("{} {}", token.secret().expose_secret(), token.scopes().join(","))
+}
+
+async fn write(token: AccessToken<ApiWrite>) -> String {
+    token.scopes().join(",")
+}
+
+/// The fake provider with refresh tokens, `api.read` and `api.write` grantable.
+fn offline_idp() -> Arc<FakeProvider> {
+    let idp = FakeProvider::new("oidc", ISSUER, "Example IdP", FakeIdp::claims());
+    Arc::new(idp.with_offline_access(&["api.read", "api.write"]).revoking())
+}
+
+/// One instance of a site whose instances share `store`, `grants` and `directory`.
+fn instance(
+    idp: &Arc<FakeProvider>,
+    store: &Store,
+    grants: &Arc<MemoryGrants>,
+    directory: &Arc<MemoryDirectory>,
+    keys: &[String],
+) -> Site {
+    let options = Options { keys: keys.to_vec(), ..Options::default() };
+    let sessions: Sessions = options.sessions();
+    let login = Login::builder(sessions.clone(), Hook::Keep)
+        .providers(vec![idp.clone()])
+        .stores(
+            Arc::new(signin_login::MemoryUsedTokens::default()),
+            Arc::new(signin_login::MemoryAccountHolds::default()),
+            grants.clone(),
+        )
+        .build()
+        .expect("a login");
+    let api = Router::new().route("/api/token", get(token)).route_layer(Extension(Api));
+    let app = crate::support::routes(&login)
+        .route("/token", get(token))
+        .route("/write", get(write))
+        .merge(api)
+        .layer(sessions.layer_with_directory(store.clone(), directory.clone()));
+    Site { app, store: store.clone(), idp: idp.clone(), sessions }
+}
+
+/// The grants stored for the person `subject` at the fake provider.
+async fn held(grants: &MemoryGrants, subject: &str) -> Vec<String> {
+    let owned = grants.owned_by(&format!("{ISSUER} {subject}")).await.expect("listed");
+    owned.into_iter().map(|(id, _)| id).collect()
+}
+
+struct Fleet {
+    idp: Arc<FakeProvider>,
+    grants: Arc<MemoryGrants>,
+    a: Site,
+    b: Site,
+}
+
+fn new_fleet() -> Fleet {
+    let idp = offline_idp();
+    let (store, grants, directory) = (Store::default(), Arc::new(MemoryGrants::default()), Arc::default());
+    let keys = vec![signin_login::generate_cookie_key()];
+    let a = instance(&idp, &store, &grants, &directory, &keys);
+    let b = instance(&idp, &store, &grants, &directory, &keys);
+    Fleet { idp, grants, a, b }
+}
+
+#[tokio::test]
+async fn twenty_requests_on_two_instances_refresh_an_expiring_token_once() {
+    let fleet = new_fleet();
+    // Signed in with a token that expires within the refresh margin (60 s).
+    fleet.idp.set_token_lifetime(Duration::from_secs(30));
+    let cookie = fleet.a.sign_in().await;
+    fleet.idp.set_token_lifetime(Duration::from_secs(3600));
+    fleet.idp.set_refresh(RefreshAnswer::Fresh, Duration::from_millis(200));
+
+    let mut calls = Vec::new();
+    for n in 0..20 {
+        let site = if n % 2 == 0 { fleet.a.app.clone() } else { fleet.b.app.clone() };
+        let cookie = cookie.clone();
+        calls.push(tokio::spawn(async move {
+            let request = crate::support::request(
+                axum::http::Method::GET,
+                "/token",
+                Some(&cookie),
+                &[],
+                axum::body::Body::empty(),
+            );
+            let response = tower::ServiceExt::oneshot(site, request).await.expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }));
+    }
+    let mut tokens = Vec::new();
+    for call in calls {
+        let (status, body) = call.await.expect("joined");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokens.push(body.split(' ').next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(fleet.idp.refreshes(), 1, "one refresh for twenty requests");
+    assert!(!fleet.idp.saw_reused_refresh_token(), "the rotated refresh token was never used twice");
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "every request got the refreshed token: {tokens:?}");
+    assert!(tokens[0].starts_with("at-"), "{tokens:?}");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_gives_503_and_leaves_the_grant_as_it_was() {
+    let fleet = new_fleet();
+    fleet.idp.set_token_lifetime(Duration::from_secs(1));
+    let cookie = fleet.a.sign_in().await;
+    fleet.idp.set_refresh(RefreshAnswer::Down, Duration::ZERO);
+
+    let page = fleet.a.get("/token", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    let api = fleet.b.get("/api/token", Some(&cookie)).await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.header("content-type"), Some("application/problem+json"));
+
+    // The provider is back: the refresh token held all along still works.
+    fleet.idp.set_token_lifetime(Duration::from_secs(3600));
+    fleet.idp.set_refresh(RefreshAnswer::Fresh, Duration::ZERO);
+    assert_eq!(fleet.b.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(fleet.idp.refreshes(), 3);
+}
+
+#[tokio::test]
+async fn a_grant_the_provider_ended_sends_the_person_to_grant_again() {
+    for answer in [RefreshAnswer::Ended, RefreshAnswer::OtherPerson] {
+        let fleet = new_fleet();
+        fleet.idp.set_token_lifetime(Duration::from_secs(1));
+        let cookie = fleet.a.sign_in().await;
+        fleet.idp.set_refresh(answer, Duration::ZERO);
+
+        let page = fleet.a.get("/token?x=1", Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{answer:?}: {}", page.body);
+        assert_eq!(page.location(), "/login/grant?next=%2Ftoken%3Fx%3D1", "{answer:?}");
+        let api = fleet.b.get("/api/token", Some(&cookie)).await;
+        assert_eq!(api.status, StatusCode::FORBIDDEN, "{answer:?}");
+        let problem: serde_json::Value = serde_json::from_str(&api.body).expect("problem JSON");
+        assert_eq!(problem["grant"], "/login/grant?next=%2Fapi%2Ftoken", "{problem}");
+        assert!(held(&fleet.grants, "ada").await.is_empty(), "{answer:?}: the grant is gone");
+    }
+}
+
+#[tokio::test]
+async fn more_scopes_are_granted_through_the_grant_route_and_a_partial_grant_is_said() {
+    let fleet = new_fleet();
+    let cookie = fleet.a.sign_in().await;
+
+    // A page that needs more than sign-in: off to the grant route, which sends the person to the provider.
+    let page = fleet.a.get("/write", Some(&cookie)).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login/grant?scope=api.write&next=%2Fwrite"));
+    let api = fleet.a.get_with("/write", Some(&cookie), &[("accept", "application/json")]).await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert!(api.body.contains("\"scopes\":[\"api.write\"]"), "{}", api.body);
+
+    let started = fleet.b.start(page.location(), Some(&cookie)).await;
+    assert_eq!(started.param("scope"), "api.write");
+    assert_eq!(started.param("login_hint"), "ada", "the provider is told whom to ask");
+    assert!(!started.query.contains_key("consent"), "a refresh token is held: no consent forced");
+    let cookies = format!("{cookie}; {}", started.cookies());
+    let back = fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    assert_eq!((back.status, back.location()), (StatusCode::SEE_OTHER, "/write"), "{}", back.body);
+    let now = fleet.b.get("/write", Some(&cookie)).await;
+    assert_eq!(now.status, StatusCode::OK, "{}", now.body);
+    assert!(now.body.contains("api.write"), "{}", now.body);
+
+    // Someone who unticks the scope is told so, with a way to try again, rather than sent round in a circle.
+    let other = new_fleet();
+    let cookie = other.a.sign_in().await;
+    other.idp.set_declined(&["api.write"]);
+    let started = other.a.start("/login/grant?scope=api.read+api.write&next=/write", Some(&cookie)).await;
+    let cookies = format!("{cookie}; {}", started.cookies());
+    let back = other.a.get(&started.callback(&other.idp.good_code()), Some(&cookies)).await;
+    assert_eq!(back.status, StatusCode::FORBIDDEN, "{}", back.body);
+    let page = back.page.expect("an error page");
+    assert!(page.message.contains("api.write") && !page.message.contains("api.read"), "{}", page.message);
+    assert_eq!(page.link.expect("a link").url, "/login/grant?scope=api.write&next=%2Fwrite");
+    assert_eq!(other.a.get("/write", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "still not granted");
+}
+
+#[tokio::test]
+async fn the_grant_route_refuses_what_the_site_does_not_ask_for_and_other_accounts() {
+    let sites = new_fleet();
+    let fleet = &sites;
+    let signed_out = fleet.a.get("/login/grant?scope=api.read&next=/write", None).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed_out.location(), "/login?next=%2Flogin%2Fgrant%3Fscope%3Dapi.read%26next%3D%252Fwrite");
+
+    let cookie = fleet.a.sign_in().await;
+    for scope in ["https://mail.google.com/", "api.read%22", &"a".repeat(300)] {
+        let refused = fleet.a.get(&format!("/login/grant?scope={scope}"), Some(&cookie)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{scope}: {}", refused.body);
+    }
+
+    // The person picks another account at the provider: nothing is kept, nothing merged.
+    let started = fleet.a.start("/login/grant?scope=api.write", Some(&cookie)).await;
+    fleet.idp.set_subject(Some("mallory"));
+    let cookies = format!("{cookie}; {}", started.cookies());
+    let back = fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    assert_eq!(back.status, StatusCode::FORBIDDEN, "{}", back.body);
+    fleet.idp.set_subject(None);
+    assert_eq!(fleet.a.get("/write", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "api.write not granted");
+    assert!(held(&fleet.grants, "mallory").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_last_sign_out_ends_the_grant_and_an_earlier_one_leaves_it_to_the_other_sessions() {
+    let fleet = new_fleet();
+    let first = fleet.a.sign_in().await;
+    let second = fleet.b.sign_in().await;
+    let token = fleet.a.get("/form", Some(&first)).await.body;
+    let out = fleet.a.logout(Some(&first), Some(&token), &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(held(&fleet.grants, "ada").await.len(), 1, "the other session still acts for the person");
+    assert_eq!(fleet.b.get("/token", Some(&second)).await.status, StatusCode::OK);
+
+    let token = fleet.b.get("/form", Some(&second)).await.body;
+    assert_eq!(fleet.b.logout(Some(&second), Some(&token), &[]).await.status, StatusCode::SEE_OTHER);
+    assert!(held(&fleet.grants, "ada").await.is_empty(), "the last sign-out ends the grant");
+    // Revoked at the provider in the background: the refresh token, which ends the whole grant.
+    for _ in 0..100 {
+        if !fleet.idp.revocations().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let revoked = fleet.idp.revocations();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert!(revoked[0].1 && revoked[0].0.starts_with("rt-"), "{revoked:?}");
+
+    // Signing out everywhere ends the grant too, whatever other sessions there were.
+    let first = fleet.a.sign_in().await;
+    let _second = fleet.b.sign_in().await;
+    let token = fleet.a.get("/form", Some(&first)).await.body;
+    let all = fleet
+        .a
+        .send(crate::support::request(
+            axum::http::Method::POST,
+            "/sessions/end-all",
+            Some(&first),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            axum::body::Body::from(format!("csrf={token}")),
+        ))
+        .await;
+    assert_eq!(all.status, StatusCode::SEE_OTHER, "{}", all.body);
+    assert!(held(&fleet.grants, "ada").await.is_empty(), "signing out everywhere ends the grant");
+}
+
+#[tokio::test]
+async fn a_sign_in_without_offline_access_keeps_the_access_token_and_asks_no_consent() {
+    let site = Site::new();
+    let cookie = site.sign_in().await;
+    // The default site has no token route: the grant kept is what sign-out needs; signed in as usual.
+    assert!(!cookie.is_empty());
+    let idp = Arc::new(FakeProvider::new("oidc", ISSUER, "Example IdP", FakeIdp::claims()));
+    let (store, grants, directory) = (Store::default(), Arc::new(MemoryGrants::default()), Arc::default());
+    let plain = instance(&idp, &store, &grants, &directory, &[signin_login::generate_cookie_key()]);
+    let cookie = plain.sign_in().await;
+    let reply = plain.get("/token", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body.ends_with("openid,email,profile"), "{}", reply.body);
+    // No refresh token: once the token nears its end the person is sent to grant (no consent forced).
+    idp.set_token_lifetime(Duration::from_secs(1));
+    let cookie = plain.sign_in().await;
+    assert_eq!(plain.get("/token", Some(&cookie)).await.location(), "/login/grant?next=%2Ftoken");
+    let started = plain.start("/login/grant?next=/token", Some(&cookie)).await;
+    assert!(!started.query.contains_key("consent"));
+}
