@@ -48,6 +48,10 @@
 //     → {"refresh": n, "refresh_failed": m, "authorization_code": k}: the token-endpoint calls naming that client
 //       since the provider started: successful refreshes, failed refreshes (any error, a failed client
 //       authentication included) and successful code redemptions. An unknown client answers zeros.
+//   POST /_test/revoke-access?client_id=<id>&account=<name>
+//     → {"revoked": n}: what a person does in their account settings ("remove this app's access"): every grant
+//       of that account to that client ends, with its access and refresh tokens; the client's next refresh gets
+//       invalid_grant.
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
@@ -301,6 +305,34 @@ provider.use(async (ctx, next) => {
   }
   ctx.set('Cache-Control', 'no-store');
   ctx.body = tokenCalls.get(clientId) || { refresh: 0, refresh_failed: 0, authorization_code: 0 };
+  return undefined;
+});
+
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/_test/revoke-access') return next();
+  if (ctx.method !== 'POST') {
+    ctx.status = 405;
+    return undefined;
+  }
+  const { client_id: client, account } = ctx.query;
+  if (typeof client !== 'string' || !client || typeof account !== 'string' || !account) {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'client_id and account are required' };
+    return undefined;
+  }
+  const grants = new MemoryAdapter('Grant');
+  let revoked = 0;
+  for (const [key, entry] of [...MemoryAdapter.entries]) {
+    if (!key.startsWith('Grant:')) continue;
+    const grant = entry.value;
+    if (grant?.accountId !== account || grant?.clientId !== client) continue;
+    const grantId = key.slice('Grant:'.length);
+    await grants.revokeByGrantId(grantId);
+    await grants.destroy(grantId);
+    revoked += 1;
+  }
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { revoked };
   return undefined;
 });
 
