@@ -678,6 +678,15 @@ impl OidcClient {
         let id_token = match reply.0.extra_fields().id_token.as_deref() {
             None => None,
             Some(raw) => {
+                // Another issuer is another party speaking for the grant: refused as a change of identity (the
+                // grant is dropped), before the verification that would call it merely an invalid token.
+                let stated = Compact::split(raw)
+                    .and_then(|compact| compact.claims())
+                    .and_then(|claims| claims.get("iss").and_then(|iss| iss.as_str()).map(str::to_owned));
+                let google_bare = issuer == GOOGLE_ISSUER && stated.as_deref() == Some(GOOGLE_BARE_ISSUER);
+                if stated.as_deref().is_some_and(|stated| stated != issuer && !google_bare) {
+                    return Err(AuthError::RefreshIdentityChanged);
+                }
                 let (claims, _) = self.verify_id_token(raw, None, access_token).await?;
                 if claims.issuer().as_str() != issuer || claims.subject().as_str() != subject {
                     return Err(AuthError::RefreshIdentityChanged);
