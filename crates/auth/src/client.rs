@@ -814,7 +814,8 @@ impl Provider for OidcClient {
             .add_extra_param("code_challenge_method", "S256");
         let settings = &self.inner.settings;
         let google = settings.issuer == GOOGLE_ISSUER;
-        let mut scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).filter(|scope| *scope != "openid").collect();
+        let mut scopes: Vec<&str> =
+            settings.scopes.iter().map(String::as_str).filter(|scope| *scope != "openid").collect();
         for extra in request.extra_scopes {
             if !scopes.contains(&extra.as_str()) && extra != "openid" {
                 scopes.push(extra);

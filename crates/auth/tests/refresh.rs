@@ -40,7 +40,7 @@ async fn signed_in() -> (HostileIdp, OidcClient, SecretString) {
 
 /// The refresh's outcome, checked to leak neither the refresh token nor the client secret.
 async fn refresh(client: &OidcClient, token: &SecretString) -> Result<signin_auth::Refreshed, AuthError> {
-    let outcome = client.refresh(token, &client.issuer().to_owned(), SUBJECT).await;
+    let outcome = client.refresh(token, client.issuer(), SUBJECT).await;
     if let Err(err) = &outcome {
         let shown = format!("{err} / {err:?} / {}", err.user_message());
         assert!(!shown.contains(token.expose_secret()) && !shown.contains(CLIENT_SECRET), "{shown}");
