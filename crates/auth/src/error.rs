@@ -218,9 +218,10 @@ impl AuthError {
             RequestTokenError::ServerResponse(resp) if resp.error().as_ref() == "invalid_grant" => {
                 Self::GrantEnded { code: "invalid_grant".to_owned() }
             }
-            RequestTokenError::ServerResponse(resp) => {
-                Self::unavailable(format!("the token endpoint refused the refresh ({})", error_code(resp.error().as_ref())))
-            }
+            RequestTokenError::ServerResponse(resp) => Self::unavailable(format!(
+                "the token endpoint refused the refresh ({})",
+                error_code(resp.error().as_ref())
+            )),
             other => other.into(),
         }
     }

@@ -128,7 +128,12 @@ pub trait Provider: Send + Sync + 'static {
     /// Exchanges a refresh token for a new access token (RFC 6749 §6). A new ID token in the answer is verified and
     /// must name `issuer` and `subject` ([`AuthError::RefreshIdentityChanged`] otherwise); `invalid_grant` is
     /// [`AuthError::GrantEnded`]; anything else leaves the grant as it was. Unsupported by default.
-    async fn refresh(&self, refresh_token: &SecretString, issuer: &str, subject: &str) -> Result<crate::Refreshed, AuthError> {
+    async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<crate::Refreshed, AuthError> {
         let _ = (refresh_token, issuer, subject);
         Err(AuthError::Configuration { reason: "this provider does not refresh tokens".into() })
     }

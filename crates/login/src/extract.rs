@@ -149,7 +149,11 @@ impl IntoResponse for Rejection {
                 } else {
                     format!("Grant this site access first: {}.", missing.join(" "))
                 };
-                problem_with(StatusCode::FORBIDDEN, &detail, Some(serde_json::json!({ "grant": url, "scopes": missing })))
+                problem_with(
+                    StatusCode::FORBIDDEN,
+                    &detail,
+                    Some(serde_json::json!({ "grant": url, "scopes": missing })),
+                )
             }
             RejectionKind::TokensUnavailable { json: true } => problem(
                 StatusCode::SERVICE_UNAVAILABLE,

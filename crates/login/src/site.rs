@@ -261,8 +261,7 @@ impl SessionReader {
         let mut providers: Vec<Arc<dyn crate::Provider>> = Vec::new();
         for (index, settings) in settings.into_iter().enumerate() {
             // Refreshing never uses the redirect URI; it is the one the site registered, all the same.
-            let redirect =
-                if index == 0 { self.redirect_url().clone() } else { self.redirect_url_for(&settings.id()) };
+            let redirect = if index == 0 { self.redirect_url().clone() } else { self.redirect_url_for(&settings.id()) };
             providers.push(Arc::new(crate::OidcClient::discover(settings, redirect).await?));
         }
         self.act_for_people(providers, Arc::new(signin_session::MySqlGrants::new(pool.clone())))

@@ -94,9 +94,10 @@ impl TokenKeys {
         let (id, rest) = rest.split_at(4);
         let (nonce, body) = rest.split_at(12);
         let aad = Self::aad(grant);
-        self.0.iter().filter(|(key_id, _)| key_id.as_slice() == id).find_map(|(_, cipher)| {
-            cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: &aad }).ok()
-        })
+        self.0
+            .iter()
+            .filter(|(key_id, _)| key_id.as_slice() == id)
+            .find_map(|(_, cipher)| cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: &aad }).ok())
     }
 }
 
@@ -140,7 +141,10 @@ mod tests {
         assert!(derived.can_seal());
         let sealed = derived.seal("g", b"token").expect("sealed");
         let explicit = crate::LoginSettings {
-            tokens: crate::settings::TokenSettings { keys: vec![crate::generate_cookie_key().into()], ..Default::default() },
+            tokens: crate::settings::TokenSettings {
+                keys: vec![crate::generate_cookie_key().into()],
+                ..Default::default()
+            },
             ..login
         };
         assert!(TokenKeys::from_settings(&explicit).expect("explicit").open("g", &sealed).is_none(), "their own keys");

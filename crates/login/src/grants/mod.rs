@@ -207,11 +207,8 @@ impl ProviderTokens {
         let Some(stored) = stored else {
             return Ok(None);
         };
-        let record = self
-            .0
-            .keys
-            .open(id, &stored.sealed)
-            .and_then(|plain| serde_json::from_slice::<Record>(&plain).ok());
+        let record =
+            self.0.keys.open(id, &stored.sealed).and_then(|plain| serde_json::from_slice::<Record>(&plain).ok());
         if record.is_none() {
             tracing::warn!("a stored grant does not open with the configured keys; the person will grant again");
         }
@@ -319,11 +316,10 @@ impl ProviderTokens {
             if !record.refreshable(scopes) {
                 return Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes));
             }
-            let leased =
-                self.0.store.lease(&id, version, self.0.settings.refresh_wait).await.map_err(|err| {
-                    tracing::warn!(error = %err, "taking a grant's refresh lease failed");
-                    Refusal::Unavailable
-                })?;
+            let leased = self.0.store.lease(&id, version, self.0.settings.refresh_wait).await.map_err(|err| {
+                tracing::warn!(error = %err, "taking a grant's refresh lease failed");
+                Refusal::Unavailable
+            })?;
             if leased {
                 return self.refresh(provider.as_ref(), &id, owner, version, record, scopes).await;
             }
