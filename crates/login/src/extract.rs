@@ -434,6 +434,13 @@ impl<St: Send + Sync, S: Scopes> FromRequestParts<St> for AccessToken<S> {
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
         let (sessions, auth) = context(parts)?;
         let Some((owner, provider)) = auth.signed_in_with().await? else {
+            if auth.is_signed_in().await? {
+                // Begun before sessions named their provider: sending them to sign in would bring them straight
+                // back; a fresh sign-in (`again=1`) records it.
+                tracing::info!("a session that names no provider asked for an access token; asked to sign in again");
+                let again = sessions.sign_in_again_url(here(parts).as_ref());
+                return Err(Rejection(RejectionKind::Unusable { again, json: wants_json(parts) }));
+            }
             return Err(signed_out(parts, &sessions));
         };
         let tokens = sessions.tokens().ok_or(Rejection(RejectionKind::NoTokens))?;

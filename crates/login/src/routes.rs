@@ -109,9 +109,12 @@ pub(crate) async fn callback<H: SignIn>(
     let (taken, clear) = attempts.take(&headers, callback.state.as_deref());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let finished = finish(&login, provider, &auth, taken, callback, user_agent).await;
-    let outcome = finished.as_ref().map_or_else(LoginError::reason, |_| "success");
-    metrics::counter!("signin_sign_ins_total", "outcome" => outcome).increment(1);
-    let mut response = match finished {
+    // A completed grant is counted as such (`signin_grants_total`), not as a sign-in.
+    if !matches!(finished, Ok(Finished::Granted(_))) {
+        let outcome = finished.as_ref().map_or_else(LoginError::reason, |_| "success");
+        metrics::counter!("signin_sign_ins_total", "outcome" => outcome).increment(1);
+    }
+    let mut response = match finished.map(Finished::into_response) {
         Ok(mut response) => {
             if attempts.signed_out_here(&headers) {
                 response.headers_mut().append(header::SET_COOKIE, attempts.forget_sign_out());
@@ -126,6 +129,22 @@ pub(crate) async fn callback<H: SignIn>(
     response
 }
 
+/// What a callback completed.
+enum Finished {
+    /// A sign-in.
+    SignedIn(Response),
+    /// A grant of the grant route.
+    Granted(Response),
+}
+
+impl Finished {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignedIn(response) | Self::Granted(response) => response,
+        }
+    }
+}
+
 async fn finish<H: SignIn>(
     login: &Login<H>,
     provider: usize,
@@ -133,7 +152,7 @@ async fn finish<H: SignIn>(
     taken: Taken,
     callback: Callback,
     user_agent: &str,
-) -> Result<Response, LoginError> {
+) -> Result<Finished, LoginError> {
     if let Some(refused) = LoginFlow::refusal(&callback) {
         return Err(refused.into());
     }
@@ -194,7 +213,9 @@ async fn finish<H: SignIn>(
         }
     }
     if let Some(grant) = grant {
-        return crate::grants::route::finish(login, provider, auth, &signed_in, grant, next).await;
+        return crate::grants::route::finish(login, provider, auth, &signed_in, grant, next)
+            .await
+            .map(Finished::Granted);
     }
     let user = login.inner.hook.sign_in(&signed_in, provider).await?;
     // The tokens go to the person's grant, shared by their sessions; the session names only the provider.
@@ -225,9 +246,9 @@ async fn finish<H: SignIn>(
     tracing::info!(oidc.issuer = %provider.issuer(), "signed in");
     // Offline access needs a refresh token, which a provider issues only with consent: asked for now, once.
     if provider.offline_access() && !holds_refresh_token {
-        return Ok(see_other(&sessions.grant_url(&[], Some(&next))));
+        return Ok(Finished::SignedIn(see_other(&sessions.grant_url(&[], Some(&next)))));
     }
-    Ok(see_other(&sessions.url(next.as_ref())))
+    Ok(Finished::SignedIn(see_other(&sessions.url(next.as_ref()))))
 }
 
 /// The used-token record that completes an attempt once: the issuer and the full hash of the attempt's `state`

@@ -389,17 +389,52 @@ impl ProviderTokens {
                 .map(|token| token.expose_secret().to_owned())
                 .or(record.refresh_token.clone()),
             refresh_scopes: if refreshed.scopes.is_some() { refreshed_scopes } else { record.refresh_scopes.clone() },
-            id_token: refreshed.id_token.as_ref().map(|token| token.expose_secret().to_owned()).or(record.id_token),
-            ..record
+            id_token: refreshed
+                .id_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_owned())
+                .or_else(|| record.id_token.clone()),
+            ..record.clone()
         };
-        if !self.write(id, owner, &updated, Some(version)).await? {
-            // Written meanwhile (a sign-in merged new tokens): those are at least as fresh; the refreshed ones are
-            // handed out for this request and not kept.
-            tracing::debug!("a grant changed while it was refreshed; the newer record stays");
-        }
+        self.keep_refreshed(id, owner, version, &record, &updated).await?;
         metrics::counter!("signin_token_refreshes_total", "outcome" => "refreshed").increment(1);
         tracing::info!("access token refreshed");
         updated.usable(scopes, Duration::ZERO).ok_or_else(|| Refusal::Grant(missing(&updated.access_scopes, scopes)))
+    }
+
+    /// Writes the refreshed record `updated` of grant `id`, leased at `version` as `leased`. When the grant was
+    /// written meanwhile (a sign-in merged new tokens), those stay, but a refresh token the provider rotated must
+    /// not be lost: if the record still holds the one this refresh used up, the new one goes in.
+    async fn keep_refreshed(
+        &self,
+        id: &str,
+        owner: &str,
+        version: u64,
+        leased: &Record,
+        updated: &Record,
+    ) -> Result<(), Refusal> {
+        let rotated = updated.refresh_token != leased.refresh_token;
+        let (mut expected, mut record) = (version, updated.clone());
+        for _ in 0..WRITE_ATTEMPTS {
+            if self.write(id, owner, &record, Some(expected)).await? {
+                return Ok(());
+            }
+            let Some((now, current)) = self.load(id).await? else {
+                return Ok(());
+            };
+            if !rotated || current.refresh_token != leased.refresh_token {
+                tracing::debug!("a grant changed while it was refreshed; the newer record stays");
+                return Ok(());
+            }
+            record = Record {
+                refresh_token: updated.refresh_token.clone(),
+                refresh_scopes: updated.refresh_scopes.clone(),
+                ..current
+            };
+            expected = now;
+        }
+        tracing::warn!("a grant kept changing while a refresh wrote it");
+        Err(Refusal::Unavailable)
     }
 
     /// Ends every grant of `owner`: revoked at its provider when `revoke` (in the background, bounded by the

@@ -77,8 +77,13 @@ pub(crate) async fn begin<H: SignIn>(
     let sessions = login.sessions();
     let scope = query.scope.unwrap_or_default();
     let Some((owner, provider_id)) = auth.signed_in_with().await? else {
+        // Signed out: sign in, then back here. Signed in before sessions named their provider: sign in again
+        // (`/login` alone would send them straight back).
         let scopes: Vec<&str> = scope.split(' ').filter(|scope| !scope.is_empty()).collect();
         let back = LocalPath::parse(&sessions.grant_url(&scopes, Some(&next))).ok();
+        if auth.is_signed_in().await? {
+            return Ok(see_other(&sessions.sign_in_again_url(back.as_ref())));
+        }
         return Ok(see_other(&sessions.login_url(back.as_ref())));
     };
     let index = login.index_of(&provider_id).ok_or(LoginError::BadRequest(

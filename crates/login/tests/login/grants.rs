@@ -287,3 +287,24 @@ async fn a_sign_in_without_offline_access_keeps_the_access_token_and_asks_no_con
     let started = plain.start("/login/grant?next=/token", Some(&cookie)).await;
     assert!(!started.query.contains_key("consent"));
 }
+
+#[tokio::test]
+async fn a_session_from_before_grants_were_kept_is_asked_to_sign_in_again_not_sent_round() {
+    let fleet = new_fleet();
+    let cookie = fleet.a.sign_in().await;
+    // Such a session names no provider: take it out of the stored record.
+    for mut record in fleet.a.store.records().await {
+        record.data.remove("auth.provider");
+        tower_sessions::SessionStore::save(&fleet.a.store.memory, &record).await.expect("saved");
+    }
+    let page = fleet.b.get("/token", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    assert_eq!(page.page.expect("a page").link.expect("a link").url, "/login?next=%2Ftoken&again=1");
+    let grant = fleet.b.get("/login/grant?next=/token", Some(&cookie)).await;
+    assert_eq!(grant.status, StatusCode::SEE_OTHER);
+    assert!(
+        grant.location().starts_with("/login?next=") && grant.location().ends_with("again=1"),
+        "{}",
+        grant.location()
+    );
+}
