@@ -354,3 +354,36 @@ async fn a_login_page_with_two_providers_shows_one_button_each_in_chromium() {
     assert!(text_of(&browser, ".provider").await.contains("Signed in with Example SSO"));
     browser.close().await.expect("quit");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_grants_more_access_at_the_providers_consent_page_in_chromium() {
+    let db = TestDb::create().await.expect("test database");
+    let app =
+        TestApp::spawn_tweaked(&db.url(), |settings| settings.oidc.grantable_scopes = vec!["api.read".into()]).await;
+    let profile = TempDir::new("signin-chromium-grant");
+    let driver = ChromeDriver::start().await.expect("the browser test needs chromedriver");
+    let browser = driver.open(&BrowserOptions::headless(&profile.0)).await.expect("Chromium starts");
+
+    browser.goto(&app.url("/")).await.expect("open /");
+    click_and_leave(&browser, "a[href='/login']").await;
+    sign_in_at_the_provider(&browser, &app, "gwen").await;
+    wait_for_url(&browser, |now| now == app.url("/")).await;
+
+    // Asking for api.read: the provider asks the person (already signed in there) about that scope alone.
+    browser.goto(&app.url("/login/grant?scope=api.read&next=/")).await.expect("open the grant route");
+    wait_for(&browser, "input[name=prompt][value=consent]").await;
+    let at = url(&browser).await;
+    assert!(at.starts_with(&issuer()), "at the provider's consent page: {at}");
+    let consent = page_text(&browser).await;
+    assert!(consent.contains("api.read"), "the consent page names the scope: {consent}");
+    screenshot(&browser, "grant-consent").await;
+
+    // Continue: back on the profile page.
+    click_and_leave(&browser, "button[type=submit]").await;
+    let back = wait_for_url(&browser, |now| now.starts_with(&app.base)).await;
+    assert_eq!(reqwest::Url::parse(&back).expect("url").path(), "/", "back on the profile page: {back}");
+    wait_for(&browser, "h1").await;
+    assert_eq!(text_of(&browser, "h1").await, "Gwen Example");
+    assert!(text_of(&browser, ".email").await.contains("gwen@example.com"));
+    browser.close().await.expect("quit");
+}

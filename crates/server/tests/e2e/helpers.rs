@@ -326,6 +326,34 @@ impl Browser {
         let callback = self.through_provider(&app.url("/login"), login).await;
         self.get(&callback).await
     }
+
+    /// Follows the whole redirect chain from `start` through our app (or any service of the site) and the
+    /// provider, answering the provider's login form as `login` and its consent forms as a person would, and
+    /// returns the first answer that is neither a redirect nor a provider page: its URL is where the chain ended.
+    pub async fn walk(&self, start: &str, login: &str) -> Response {
+        let mut next = start.to_owned();
+        for _ in 0..30 {
+            let response = self.get(&next).await;
+            if response.status().is_redirection() {
+                next = location(&response);
+                continue;
+            }
+            if !next.starts_with(&issuer()) {
+                return response;
+            }
+            let status = response.status();
+            let html = response.text().await.expect("provider page");
+            let answered = if html.contains("name=\"login\"") {
+                self.post_form(&next, &[("prompt", "login"), ("login", login), ("password", "x")]).await
+            } else if html.contains("name=\"prompt\" value=\"consent\"") {
+                self.post_form(&next, &[("prompt", "consent")]).await
+            } else {
+                panic!("the provider answered {status} at {next} with neither a login nor a consent form: {html}");
+            };
+            next = location(&answered);
+        }
+        panic!("the redirect chain from {start} never ended");
+    }
 }
 
 /// The CSRF token the profile page puts in its logout form.
@@ -421,4 +449,58 @@ impl TestApp {
         tweak(&mut settings);
         Self::launch(listener, base, client, db_url, settings).await.expect("app builds")
     }
+}
+
+/// What the example service needs to act for the people of an app ([`spawn_notes_api`]).
+pub struct ActingFor<'a> {
+    /// The app whose provider client the service refreshes people's tokens with.
+    pub app: &'a TestApp,
+    /// `login.tokens.refresh_margin`: a token expiring within it is refreshed first.
+    pub refresh_margin: std::time::Duration,
+}
+
+/// The example service (`examples/notes-api`) on a port of its own, over the sessions in the database at
+/// `db_url`, with the site's configuration as the service would load it and the tests' cookie; its provider API
+/// is the development provider's userinfo endpoint. With `acting_for`, it also acts for that app's people
+/// (`AccessToken`): the app's issuer and client, the tests' cookie key (from which the grants' keys derive) and the
+/// given refresh margin.
+pub async fn spawn_notes_api(db_url: &str, acting_for: Option<ActingFor<'_>>) -> String {
+    use signin_login::{ConfigSource, MySqlSessionStore, ProviderSettings, SessionSettings, Sessions, SiteSettings};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let timeout = std::time::Duration::from_secs(3);
+    let pool = signin_login::sqlx_pool(&db_url.to_owned().into(), 4, timeout).expect("pool");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut site: SiteSettings = ConfigSource::new(config).without_variables().load().expect("the site's settings");
+    site.session = SessionSettings { cookie_name: COOKIE.to_owned(), secure: false, ..site.session };
+    let reader = match acting_for {
+        None => Sessions::reader(base.parse().expect("url"), &site).expect("sessions"),
+        Some(ActingFor { app, refresh_margin }) => {
+            let mut oidc = ProviderSettings::new(issuer(), app.client.id.clone(), app.client.secret.clone().into());
+            oidc.display_name = Some(PROVIDER_NAME.to_owned());
+            site.oidc = Some(oidc);
+            site.providers.clear();
+            site.login.cookie_keys = vec![cookie_key().into()];
+            site.login.tokens.refresh_margin = refresh_margin;
+            Sessions::reader(base.parse().expect("url"), &site)
+                .expect("sessions")
+                .act_for_people_in(&pool, site.all_providers())
+                .await
+                .expect("the service acts for people")
+        }
+    };
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("client");
+    let discovery: serde_json::Value = http
+        .get(format!("{}/.well-known/openid-configuration", issuer()))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("discovery document");
+    let userinfo = discovery["userinfo_endpoint"].as_str().expect("a userinfo endpoint").parse().expect("url");
+    let provider = notes_api::ProviderApi { url: userinfo, http };
+    let app = notes_api::app(&reader, MySqlSessionStore::new(pool).expect("store"), provider);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
 }

@@ -2,30 +2,11 @@
 //! anonymous `/login` costs the server (nothing).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::{StatusCode, header};
-use signin_login::{ConfigSource, MySqlSessionStore, SessionSettings, Sessions, SiteSettings};
 use signin_testkit::TestDb;
-use tokio::net::TcpListener;
 
-use crate::helpers::{Browser, COOKIE, TestApp, csrf_from, location};
-
-/// The example service (`examples/notes-api`) on a port of its own, over the app's session table.
-async fn spawn_notes_api(db_url: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let pool = signin_login::sqlx_pool(&db_url.to_owned().into(), 2, Duration::from_secs(3)).expect("pool");
-    let store = MySqlSessionStore::new(pool).expect("store");
-    // The site's own configuration, as the service would load it, with the tests' cookie.
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let mut site: SiteSettings = ConfigSource::new(config).without_variables().load().expect("the site's settings");
-    site.session = SessionSettings { cookie_name: COOKIE.to_owned(), secure: false, ..site.session };
-    let sessions = Sessions::reader(base.parse().expect("url"), &site).expect("sessions");
-    let app = notes_api::app(&sessions, store);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
+use crate::helpers::{Browser, TestApp, csrf_from, location, spawn_notes_api};
 
 async fn json(response: reqwest::Response) -> (StatusCode, String, serde_json::Value) {
     let status = response.status();
@@ -38,7 +19,7 @@ async fn json(response: reqwest::Response) -> (StatusCode, String, serde_json::V
 async fn another_service_on_the_library_shares_the_apps_sessions() {
     let db = TestDb::create().await.expect("test database");
     let app = TestApp::spawn(&db).await;
-    let api = spawn_notes_api(&db.url()).await;
+    let api = spawn_notes_api(&db.url(), None).await;
     let browser = Browser::new();
 
     let (status, content_type, body) = json(browser.get(&format!("{api}/notes")).await).await;

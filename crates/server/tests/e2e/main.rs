@@ -15,3 +15,4 @@ mod outage;
 mod providers;
 mod risc;
 mod socket;
+mod tokens;
