@@ -66,9 +66,12 @@ pub(crate) struct GrantAttempt {
     /// The signed-in person ([`signin_session::owner_key`]): the provider must send the same one back.
     #[serde(rename = "o")]
     pub(crate) owner: String,
-    /// The scopes asked for on top of sign-in.
+    /// The scopes asked for on top of sign-in: those the page wanted and those granted before.
     #[serde(rename = "s")]
     pub(crate) scopes: Vec<String>,
+    /// The scopes the page wanted (a person who does not grant one of them is told).
+    #[serde(rename = "w", default)]
+    pub(crate) wanted: Vec<String>,
 }
 
 /// An attempt the callback found, opened and authenticated.

@@ -145,12 +145,16 @@ impl GrantStore for MySqlGrants {
     }
 
     async fn owned_by(&self, owner: &str) -> Result<Vec<(String, StoredGrant)>, BoxError> {
-        let rows: Vec<(String, u64, Vec<u8>)> =
+        // An `ascii_bin` column reads as bytes.
+        let rows: Vec<(Vec<u8>, u64, Vec<u8>)> =
             sqlx::query_as("SELECT id, version, sealed FROM provider_grants WHERE owner = ?")
                 .bind(owner_column(owner))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(|(id, version, sealed)| (id, StoredGrant { version, sealed })).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, version, sealed)| Some((String::from_utf8(id).ok()?, StoredGrant { version, sealed })))
+            .collect())
     }
 }
 

@@ -92,17 +92,6 @@ fn missing(held: &[String], wanted: &[&str]) -> Vec<String> {
     wanted.iter().filter(|scope| !held.iter().any(|held| held == *scope)).map(|scope| (*scope).to_owned()).collect()
 }
 
-/// Both lists, each scope once, in order.
-fn union(a: &[String], b: &[String]) -> Vec<String> {
-    let mut out = a.to_vec();
-    for scope in b {
-        if !out.contains(scope) {
-            out.push(scope.clone());
-        }
-    }
-    out
-}
-
 impl Record {
     /// The access token, when it has `scopes` and stays valid for `margin`.
     fn usable(&self, scopes: &[&str], margin: Duration) -> Option<Issued> {
@@ -119,6 +108,14 @@ impl Record {
     fn refreshable(&self, scopes: &[&str]) -> bool {
         self.refresh_token.is_some() && missing(&self.refresh_scopes, scopes).is_empty()
     }
+}
+
+/// What a person's grant holds, for the grant route.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    pub(crate) refresh_token: bool,
+    pub(crate) refresh_scopes: Vec<String>,
+    pub(crate) access_scopes: Vec<String>,
 }
 
 /// A usable access token of the person's grant.
@@ -250,9 +247,11 @@ impl ProviderTokens {
             let held = current.and_then(|(_, record)| record);
             let (refresh_token, refresh_scopes) = match (&tokens.refresh_token, held) {
                 (Some(new), _) => (Some(new.expose_secret().to_owned()), granted.clone()),
-                // A sign-in without a new refresh token keeps the one held (Google issues one only at consent).
+                // A sign-in or grant without a new refresh token keeps the one held (Google issues one only at
+                // consent), with the scopes it was issued for: a refresh yields those, not the ones granted since
+                // (the grant route asks for consent, and so a new refresh token, whenever it adds scopes).
                 (None, Some(held)) if provider.offline_access() && held.refresh_token.is_some() => {
-                    (held.refresh_token, union(&held.refresh_scopes, &granted))
+                    (held.refresh_token, held.refresh_scopes)
                 }
                 (None, _) => (None, Vec::new()),
             };
@@ -274,10 +273,15 @@ impl ProviderTokens {
         Err(Refusal::Unavailable)
     }
 
-    /// Whether the grant of `owner` with `provider` holds a refresh token.
-    pub(crate) async fn holds_refresh_token(&self, provider: &dyn Provider, owner: &str) -> Result<bool, Refusal> {
+    /// What the grant of `owner` with `provider` holds: whether a refresh token, and the scopes granted (of the
+    /// refresh token, and of the access token).
+    pub(crate) async fn held(&self, provider: &dyn Provider, owner: &str) -> Result<Held, Refusal> {
         let id = Self::grant_id(owner, provider.client_id());
-        Ok(self.load(&id).await?.is_some_and(|(_, record)| record.refresh_token.is_some()))
+        Ok(self.load(&id).await?.map_or_else(Held::default, |(_, record)| Held {
+            refresh_token: record.refresh_token.is_some(),
+            refresh_scopes: record.refresh_scopes,
+            access_scopes: record.access_scopes,
+        }))
     }
 
     /// The latest ID token of the grant of `owner` with `provider`, for `id_token_hint`.

@@ -95,11 +95,23 @@ pub(crate) async fn begin<H: SignIn>(
     let subject = subject_of(&owner, provider.issuer())
         .ok_or(LoginError::BadRequest("Your session does not say who you are. Sign out and sign in again."))?;
     let tokens = sessions.tokens().ok_or(LoginError::NoTokens)?;
-    let consent = provider.offline_access()
-        && !tokens.holds_refresh_token(provider, &owner).await.map_err(|_| LoginError::TokensUnavailable)?;
+    let held = tokens.held(provider, &owner).await.map_err(|_| LoginError::TokensUnavailable)?;
     entry.check.ensure(provider).await?;
-    let extra: Vec<String> =
-        scopes.iter().filter(|scope| !provider.sign_in_scopes().contains(scope)).cloned().collect();
+    let sign_in = provider.sign_in_scopes();
+    let beyond = |scope: &String| !sign_in.contains(scope) && scope != "openid" && scope != "offline_access";
+    let wanted: Vec<String> = scopes.iter().filter(|scope| beyond(scope)).cloned().collect();
+    // What was granted before is asked for again: a provider that does not keep earlier grants by itself (Google
+    // does, with `include_granted_scopes`) issues its new tokens for everything.
+    let mut extra = wanted.clone();
+    for scope in held.refresh_scopes.iter().chain(&held.access_scopes).filter(|scope| beyond(scope)) {
+        if !extra.contains(scope) {
+            extra.push(scope.clone());
+        }
+    }
+    // A refresh token is issued only with consent: asked for when none is held, and when the scopes grow, so that
+    // the refresh token covers them too.
+    let grows = wanted.iter().any(|scope| !held.refresh_scopes.contains(scope));
+    let consent = provider.offline_access() && (!held.refresh_token || grows);
     let start = entry.flow.begin_grant(subject, &extra, consent);
     tracing::Span::current()
         .record("attempt", tracing::field::display(crate::attempts::attempt_id(start.pending.state())));
@@ -109,7 +121,7 @@ pub(crate) async fn begin<H: SignIn>(
         next,
         provider: provider.id(),
         again: false,
-        grant: Some(GrantAttempt { owner, scopes: extra }),
+        grant: Some(GrantAttempt { owner, scopes: extra, wanted }),
     };
     let cookies = sessions.attempts().start(&headers, attempt).ok_or(LoginError::NoAttemptKey)?;
     let mut response = see_other(start.authorize_url.as_str());
@@ -149,7 +161,7 @@ pub(crate) async fn finish<H: SignIn>(
         .map_err(|_| LoginError::TokensUnavailable)?;
     let granted = signed_in.tokens.scopes.clone().unwrap_or_else(|| asked.clone());
     let declined: Vec<&str> =
-        grant.scopes.iter().filter(|scope| !granted.contains(scope)).map(String::as_str).collect();
+        grant.wanted.iter().filter(|scope| !granted.contains(scope)).map(String::as_str).collect();
     metrics::counter!("signin_grants_total", "outcome" => if declined.is_empty() { "granted" } else { "partial" })
         .increment(1);
     if declined.is_empty() {

@@ -177,7 +177,10 @@ async fn more_scopes_are_granted_through_the_grant_route_and_a_partial_grant_is_
     let started = fleet.b.start(page.location(), Some(&cookie)).await;
     assert_eq!(started.param("scope"), "api.write");
     assert_eq!(started.param("login_hint"), "ada", "the provider is told whom to ask");
-    assert!(!started.query.contains_key("consent"), "a refresh token is held: no consent forced");
+    assert!(
+        started.query.contains_key("consent"),
+        "a refresh token is held, but not for api.write: consent, so that a new one covers it"
+    );
     let cookies = format!("{cookie}; {}", started.cookies());
     let back = fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
     assert_eq!((back.status, back.location()), (StatusCode::SEE_OTHER, "/write"), "{}", back.body);
@@ -307,4 +310,31 @@ async fn a_session_from_before_grants_were_kept_is_asked_to_sign_in_again_not_se
         "{}",
         grant.location()
     );
+}
+
+#[tokio::test]
+async fn a_refresh_after_a_grant_yields_the_scopes_granted_and_no_consent_is_forced_for_those_held() {
+    let fleet = new_fleet();
+    let cookie = fleet.a.sign_in().await;
+    let started = fleet.a.start("/login/grant?scope=api.read&next=/token", Some(&cookie)).await;
+    let cookies = format!("{cookie}; {}", started.cookies());
+    let back = fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+
+    // Asking again for what the refresh token covers forces no consent; what was granted is asked for again.
+    let again = fleet.a.start("/login/grant?scope=api.read&next=/token", Some(&cookie)).await;
+    assert!(!again.query.contains_key("consent"), "{}", again.url);
+    let more = fleet.a.start("/login/grant?scope=api.write&next=/token", Some(&cookie)).await;
+    assert_eq!(more.param("scope"), "api.write api.read", "earlier grants are asked for again");
+
+    // The refreshed token has the scopes the refresh token was issued for.
+    fleet.idp.set_token_lifetime(Duration::from_secs(1));
+    let started = fleet.a.start("/login/grant?scope=api.read&next=/token", Some(&cookie)).await;
+    let cookies = format!("{cookie}; {}", started.cookies());
+    fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    fleet.idp.set_token_lifetime(Duration::from_secs(3600));
+    let refreshed = fleet.b.get("/token", Some(&cookie)).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert!(refreshed.body.contains("api.read"), "{}", refreshed.body);
+    assert_eq!(fleet.idp.refreshes(), 1);
 }

@@ -185,13 +185,15 @@ async fn signing_out_revokes_the_token_at_the_provider_and_a_hanging_provider_do
     let (idp, app, browser) = signed_in_with_the_hostile_provider(&db).await;
     let issued = idp.access_tokens();
     assert_eq!(issued.len(), 1);
-    // What signing out needs is kept in the session's row, sealed: the token is not in the table.
-    let rows: Vec<Vec<u8>> =
+    // What signing out needs is kept in the person's grant, sealed: the token is in neither table.
+    let sessions: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT data FROM sessions").fetch_all(&mut app.db().await).await.expect("rows");
-    assert_eq!(rows.len(), 1);
-    let row = String::from_utf8_lossy(&rows[0]);
-    assert!(row.contains("auth.out"), "the record keeps what signing out needs");
-    assert!(!row.contains(issued[0].as_str()), "the access token is sealed at rest");
+    assert_eq!(sessions.len(), 1);
+    assert!(!String::from_utf8_lossy(&sessions[0]).contains(issued[0].as_str()), "no token in the session");
+    let grants: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT sealed FROM provider_grants").fetch_all(&mut app.db().await).await.expect("rows");
+    assert_eq!(grants.len(), 1, "the grant keeps what signing out needs");
+    assert!(!String::from_utf8_lossy(&grants[0]).contains(issued[0].as_str()), "the access token is sealed at rest");
 
     // Signing out revokes the sign-in's access token (it has no refresh token), in the background.
     assert_eq!(click_logout(&browser, &app).await.status(), StatusCode::SEE_OTHER);

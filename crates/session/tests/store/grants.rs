@@ -12,12 +12,10 @@ async fn writes_compare_and_swap_and_one_of_many_instances_takes_the_lease() {
     let fixture = Fixture::new().await;
     // Two instances: two stores on two pools of the same database.
     let a = MySqlGrants::new(fixture.pool.clone());
-    let b = MySqlGrants::new(signin_session::sqlx_pool(
-        &secrecy::SecretString::from(fixture._db.url()),
-        4,
-        Duration::from_secs(3),
-    )
-    .expect("a pool"));
+    let b = MySqlGrants::new(
+        signin_session::sqlx_pool(&secrecy::SecretString::from(fixture._db.url()), 4, Duration::from_secs(3))
+            .expect("a pool"),
+    );
 
     assert!(a.put("g1", "https://idp.example ada", b"\x01sealed", None).await.expect("put"));
     assert!(!b.put("g1", "https://idp.example ada", b"\x01other", None).await.expect("put"), "no overwrite");
