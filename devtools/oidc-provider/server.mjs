@@ -35,8 +35,9 @@
 //     authorization request only together with `prompt=consent` (OpenID Connect Core §11); otherwise it drops it.
 //   - Refresh tokens rotate: each refresh consumes the one presented and answers a new one. Presenting a consumed
 //     refresh token again answers `invalid_grant` and revokes the whole grant (every token issued under it).
-//   - A refresh answers a new access token, the new refresh token, the grant's `scope` (or the narrower `scope`
-//     the refresh asked for) and a new ID token for the same `sub`.
+//   - A refresh answers a new access token, the new refresh token, the refresh token's own `scope` (what was
+//     granted when it was issued, not scopes granted since; or the narrower `scope` the refresh asked for) and a
+//     new ID token for the same `sub`.
 //   - Revoking a refresh token at `/token/revocation` (RFC 7009, with the client's credentials) revokes it and the
 //     tokens issued under its grant; a later refresh answers `invalid_grant`. Revoking an access token there also
 //     revokes the refresh tokens of its grant (the package's behaviour).
