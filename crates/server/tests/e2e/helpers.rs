@@ -457,6 +457,17 @@ pub struct ActingFor<'a> {
     pub app: &'a TestApp,
     /// `login.tokens.refresh_margin`: a token expiring within it is refreshed first.
     pub refresh_margin: std::time::Duration,
+    /// The app's provider (the development provider, or a hostile one).
+    pub issuer: String,
+    /// `oidc.http_timeout` of the service's calls to that provider.
+    pub http_timeout: std::time::Duration,
+}
+
+impl<'a> ActingFor<'a> {
+    /// For the people of `app` at the development provider.
+    pub fn app(app: &'a TestApp, refresh_margin: std::time::Duration) -> Self {
+        Self { app, refresh_margin, issuer: issuer(), http_timeout: std::time::Duration::from_secs(10) }
+    }
 }
 
 /// The example service (`examples/notes-api`) on a port of its own, over the sessions in the database at
@@ -473,11 +484,13 @@ pub async fn spawn_notes_api(db_url: &str, acting_for: Option<ActingFor<'_>>) ->
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let mut site: SiteSettings = ConfigSource::new(config).without_variables().load().expect("the site's settings");
     site.session = SessionSettings { cookie_name: COOKIE.to_owned(), secure: false, ..site.session };
+    let provider_issuer = acting_for.as_ref().map_or_else(issuer, |acting| acting.issuer.clone());
     let reader = match acting_for {
         None => Sessions::reader(base.parse().expect("url"), &site).expect("sessions"),
-        Some(ActingFor { app, refresh_margin }) => {
-            let mut oidc = ProviderSettings::new(issuer(), app.client.id.clone(), app.client.secret.clone().into());
+        Some(ActingFor { app, refresh_margin, issuer, http_timeout }) => {
+            let mut oidc = ProviderSettings::new(issuer, app.client.id.clone(), app.client.secret.clone().into());
             oidc.display_name = Some(PROVIDER_NAME.to_owned());
+            oidc.http_timeout = http_timeout;
             site.oidc = Some(oidc);
             site.providers.clear();
             site.login.cookie_keys = vec![cookie_key().into()];
@@ -491,7 +504,7 @@ pub async fn spawn_notes_api(db_url: &str, acting_for: Option<ActingFor<'_>>) ->
     };
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("client");
     let discovery: serde_json::Value = http
-        .get(format!("{}/.well-known/openid-configuration", issuer()))
+        .get(format!("{provider_issuer}/.well-known/openid-configuration"))
         .send()
         .await
         .expect("discovery")

@@ -32,7 +32,7 @@ async fn offline_app(db: &TestDb) -> TestApp {
 
 /// An instance of the example service acting for the people of `app`.
 async fn notes_api_for(app: &TestApp) -> String {
-    spawn_notes_api(&app.db_url, Some(ActingFor { app, refresh_margin: REFRESH_MARGIN })).await
+    spawn_notes_api(&app.db_url, Some(ActingFor::app(app, REFRESH_MARGIN))).await
 }
 
 /// A whole offline sign-in: the login page, consent, the callback, the grant route's second trip to the provider
@@ -315,4 +315,71 @@ async fn a_sign_out_leaves_the_grant_to_the_other_sessions_and_signing_out_every
     assert_eq!(all.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.session_count().await, 0);
     assert_eq!(grant_rows(&app, "sam").await, 0, "signing out everywhere deletes the grant");
+}
+
+/// Refreshes against the hostile provider, through the app and the example service: every failure of the
+/// provider leaves the grant as it was (503), a refresh for another person drops it (the person grants again). The
+/// service's refresh margin is above the provider's token lifetime, so every request refreshes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_must() {
+    use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, Fault, HostileIdp, Scenario};
+    let db = TestDb::create().await.expect("test database");
+    let idp = HostileIdp::start(Scenario::default()).await.expect("hostile provider");
+    let client = crate::helpers::RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
+    let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), client, |settings| {
+        settings.oidc.offline_access = true;
+    })
+    .await
+    .expect("app");
+    let acting = ActingFor {
+        app: &app,
+        refresh_margin: Duration::from_secs(24 * 3600),
+        issuer: idp.issuer(),
+        http_timeout: Duration::from_secs(2),
+    };
+    let api = spawn_notes_api(&app.db_url, Some(acting)).await;
+    // The hostile provider signs in at once (no pages); offline access gives a refresh token straight away.
+    let browser = Browser::new();
+    let to_provider = crate::helpers::location(&browser.get(&app.url("/login")).await);
+    let callback = crate::helpers::location(&browser.get(&to_provider).await);
+    let signed_in = browser.get(&callback).await;
+    let landing = crate::helpers::location(&signed_in);
+    assert_eq!((signed_in.status(), landing), (StatusCode::SEE_OTHER, app.url("/")), "signed in, no grant trip");
+    let rows = |app: &TestApp| {
+        let db = app.db_url.clone();
+        async move {
+            let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&db).await.expect("db");
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM provider_grants").fetch_one(&mut conn).await.expect("n")
+        }
+    };
+
+    let (status, body) = provider_me(&browser, &api).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(idp.refresh_calls(), 1);
+
+    for fault in [
+        Fault::TokenServerError,
+        Fault::TokenNotJson,
+        Fault::RefreshWithoutAccessToken,
+        Fault::TokenOversized(2 << 20),
+        Fault::TokenHangs(Duration::from_secs(10)),
+    ] {
+        idp.set_scenario(Scenario::fault(fault.clone()));
+        let started = std::time::Instant::now();
+        let (status, body) = provider_me(&browser, &api).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{fault:?}: {body}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{fault:?} took {:?}", started.elapsed());
+        assert_eq!(rows(&app).await, 1, "{fault:?}: the grant is kept");
+    }
+    // Well again: the refresh token held all along works.
+    idp.set_scenario(Scenario::default());
+    assert_eq!(provider_me(&browser, &api).await.0, StatusCode::OK);
+
+    // A refresh whose ID token names someone else: refused, the grant dropped, the person asked to grant again.
+    idp.set_scenario(Scenario::fault(Fault::RefreshSubjectChanged));
+    let (status, body) = provider_me(&browser, &api).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["grant"].as_str().is_some_and(|url| url.starts_with("/login/grant")), "{body}");
+    assert_eq!(rows(&app).await, 0, "the grant is gone");
+    assert!(!body.to_string().contains("someone-else"), "{body}");
 }
