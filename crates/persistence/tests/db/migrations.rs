@@ -41,6 +41,7 @@ async fn migrations_create_both_tables_and_running_them_again_changes_nothing() 
         [
             "__diesel_schema_migrations",
             "account_holds",
+            "provider_grants",
             "session_changes",
             "session_owners",
             "sessions",
@@ -52,7 +53,7 @@ async fn migrations_create_both_tables_and_running_them_again_changes_nothing() 
         .get_result(&mut conn)
         .await
         .expect("migrations counted");
-    assert_eq!(applied.n, 8);
+    assert_eq!(applied.n, 9);
 }
 
 #[tokio::test]
