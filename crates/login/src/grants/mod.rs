@@ -293,33 +293,26 @@ impl ProviderTokens {
     /// An access token of the grant of `owner` with the provider of id `provider` that has `scopes` and stays
     /// valid for the refresh margin: the stored one, or a refreshed one.
     pub(crate) async fn access_token(&self, owner: &str, provider: &str, scopes: &[&str]) -> Result<Issued, Refusal> {
-        let everything = || Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect());
         // Signed in with a provider the configuration no longer has: there is nobody to ask.
-        let provider = self.provider(provider).cloned().ok_or_else(everything)?;
+        let provider = self.provider(provider).cloned().ok_or_else(|| Refusal::all(scopes))?;
         let id = Self::grant_id(owner, provider.client_id());
         let margin = self.0.settings.refresh_margin;
-        let Some((_, record)) = self.load(&id).await? else {
-            return Err(everything());
-        };
-        if let Some(issued) = record.usable(scopes, margin) {
-            return Ok(issued);
-        }
-        if !record.refreshable(scopes) {
-            return Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes));
+        let record = self.load(&id).await?.map(|(_, record)| record);
+        if let Some(settled) = Self::settled(record.as_ref(), scopes, margin) {
+            return settled;
         }
         let lock = self.lock_for(&id);
         let _one_here = lock.lock().await;
         let deadline = tokio::time::Instant::now() + self.0.settings.refresh_wait;
         loop {
-            let Some((version, record)) = self.load(&id).await? else {
-                return Err(everything());
+            // Read again, once this request's turn has come and after each wait: a refresh may have landed.
+            let loaded = self.load(&id).await?;
+            if let Some(settled) = Self::settled(loaded.as_ref().map(|(_, record)| record), scopes, margin) {
+                return settled;
+            }
+            let Some((version, record)) = loaded else {
+                return Err(Refusal::all(scopes));
             };
-            if let Some(issued) = record.usable(scopes, margin) {
-                return Ok(issued);
-            }
-            if !record.refreshable(scopes) {
-                return Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes));
-            }
             let leased = self.0.store.lease(&id, version, self.0.settings.refresh_wait).await.map_err(|err| {
                 tracing::warn!(error = %err, "taking a grant's refresh lease failed");
                 Refusal::Unavailable
@@ -333,6 +326,21 @@ impl ProviderTokens {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The answer a record gives without a refresh, if it gives one: its token when usable, a refusal when it has
+    /// no grant or no refresh token for `scopes`; `None` when it must be refreshed.
+    fn settled(record: Option<&Record>, scopes: &[&str], margin: Duration) -> Option<Result<Issued, Refusal>> {
+        let Some(record) = record else {
+            return Some(Err(Refusal::all(scopes)));
+        };
+        if let Some(issued) = record.usable(scopes, margin) {
+            return Some(Ok(issued));
+        }
+        if !record.refreshable(scopes) {
+            return Some(Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes)));
+        }
+        None
     }
 
     /// The lock of grant `id` in this process.
@@ -354,7 +362,7 @@ impl ProviderTokens {
         scopes: &[&str],
     ) -> Result<Issued, Refusal> {
         let Some(refresh_token) = record.refresh_token.clone().map(SecretString::from) else {
-            return Err(Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect()));
+            return Err(Refusal::all(scopes));
         };
         let refreshed = provider.refresh(&refresh_token, &record.issuer, &record.subject).await;
         let refreshed = match refreshed {
@@ -371,7 +379,7 @@ impl ProviderTokens {
                 if let Err(err) = self.0.store.delete(id, Some(version)).await {
                     tracing::warn!(error = %err, "deleting an ended grant failed");
                 }
-                return Err(Refusal::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect()));
+                return Err(Refusal::all(scopes));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "refreshing an access token failed; the grant is kept as it was");
@@ -504,12 +512,15 @@ impl ProviderTokens {
 }
 
 impl Refusal {
+    /// The person must grant all of `scopes`.
+    fn all(scopes: &[&str]) -> Self {
+        Self::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect())
+    }
+
     /// A grant refusal that names no scope asks again for all of `scopes` (a grant with no refresh token).
     fn or_all(self, scopes: &[&str]) -> Self {
         match self {
-            Self::Grant(missing) if missing.is_empty() => {
-                Self::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect())
-            }
+            Self::Grant(missing) if missing.is_empty() => Self::all(scopes),
             other => other,
         }
     }
