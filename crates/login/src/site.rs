@@ -125,6 +125,14 @@ impl Sessions {
         Self::new(public_url, site.session.clone(), login).map(SessionReader)
     }
 
+    /// How long what one instance read may be served before a change elsewhere must be honoured: the session
+    /// cache's `coherence`, or zero without a cache (every request reads the store).
+    pub(crate) fn coherence(&self) -> std::time::Duration {
+        let cache = &self.0.session.cache;
+        let cached = cache.enabled && cache.max_entries > 0 && cache.max_bytes > 0;
+        if cached { cache.coherence } else { std::time::Duration::ZERO }
+    }
+
     /// The people's grants, when this site keeps them.
     pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
         self.0.tokens.get()
@@ -245,7 +253,7 @@ impl SessionReader {
         providers: Vec<Arc<dyn crate::Provider>>,
         store: Arc<dyn signin_session::GrantStore>,
     ) -> Result<Self, Error> {
-        let tokens = crate::ProviderTokens::new(&self.0.0.login, providers, store)?;
+        let tokens = crate::ProviderTokens::new(&self.0.0.login, providers, store, self.0.coherence())?;
         self.0.keep_tokens(tokens)?;
         Ok(self)
     }

@@ -148,7 +148,21 @@ struct Inner {
     /// One refresh per grant in this process: a per-grant async lock, dropped when no one holds it. (A map of
     /// locks by key: small enough to keep here rather than take a crate for.)
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Grants read within `hold` (the site's `session.cache.coherence`), so that a request whose token is still
+    /// good costs a lookup, not a database round trip; `None` without a session cache. Only a usable token is
+    /// served from here; anything else reads the store.
+    recent: Option<quick_cache::sync::Cache<String, Arc<Recent>>>,
+    hold: Duration,
 }
+
+/// A grant as it was read (without its ID token, which no request needs).
+struct Recent {
+    read_at: std::time::Instant,
+    record: Record,
+}
+
+/// How many grants are kept in memory at most (a few hundred bytes each).
+const RECENT_GRANTS: usize = 10_000;
 
 impl std::fmt::Debug for ProviderTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,11 +172,13 @@ impl std::fmt::Debug for ProviderTokens {
 }
 
 impl ProviderTokens {
-    /// The grants in `store`, sealed with the keys of `login` and refreshed with `providers`.
+    /// The grants in `store`, sealed with the keys of `login` and refreshed with `providers`; a grant read is
+    /// served from memory for `hold` (zero: never), the bound within which every instance honours a change.
     pub(crate) fn new(
         login: &LoginSettings,
         providers: Vec<Arc<dyn Provider>>,
         store: Arc<dyn GrantStore>,
+        hold: Duration,
     ) -> Result<Self, Error> {
         let keys = TokenKeys::from_settings(login)?;
         if !keys.can_seal() {
@@ -178,7 +194,33 @@ impl ProviderTokens {
             providers,
             settings: login.tokens.clone(),
             refreshing: Mutex::new(HashMap::new()),
+            recent: (!hold.is_zero()).then(|| quick_cache::sync::Cache::new(RECENT_GRANTS)),
+            hold,
         })))
+    }
+
+    /// The token of grant `id` as read within `hold`, when it is usable for `scopes`.
+    fn recently_read(&self, id: &str, scopes: &[&str]) -> Option<Issued> {
+        let recent = self.0.recent.as_ref()?.get(id)?;
+        if recent.read_at.elapsed() >= self.0.hold {
+            return None;
+        }
+        recent.record.usable(scopes, self.0.settings.refresh_margin)
+    }
+
+    /// Keeps `record` of grant `id` as read now.
+    fn remember(&self, id: &str, record: &Record) {
+        if let Some(recent) = &self.0.recent {
+            let record = Record { id_token: None, ..record.clone() };
+            recent.insert(id.to_owned(), Arc::new(Recent { read_at: std::time::Instant::now(), record }));
+        }
+    }
+
+    /// Forgets what this process read of grant `id` (it is being written or deleted).
+    fn forget(&self, id: &str) {
+        if let Some(recent) = &self.0.recent {
+            recent.remove(id);
+        }
     }
 
     pub(crate) fn provider(&self, id: &str) -> Option<&Arc<dyn Provider>> {
@@ -219,6 +261,7 @@ impl ProviderTokens {
 
     /// Writes `record` as grant `id` of `owner`, if the store is still at `expected`.
     async fn write(&self, id: &str, owner: &str, record: &Record, expected: Option<u64>) -> Result<bool, Refusal> {
+        self.forget(id);
         let plain = serde_json::to_vec(record).map_err(|_| Refusal::Unavailable)?;
         let sealed = self.0.keys.seal(id, &plain).ok_or(Refusal::Unavailable)?;
         self.0.store.put(id, owner, &sealed, expected).await.map_err(|err| {
@@ -297,7 +340,13 @@ impl ProviderTokens {
         let provider = self.provider(provider).cloned().ok_or_else(|| Refusal::all(scopes))?;
         let id = Self::grant_id(owner, provider.client_id());
         let margin = self.0.settings.refresh_margin;
+        if let Some(issued) = self.recently_read(&id, scopes) {
+            return Ok(issued);
+        }
         let record = self.load(&id).await?.map(|(_, record)| record);
+        if let Some(record) = &record {
+            self.remember(&id, record);
+        }
         if let Some(settled) = Self::settled(record.as_ref(), scopes, margin) {
             return settled;
         }
@@ -376,6 +425,7 @@ impl ProviderTokens {
                     "ended"
                 };
                 metrics::counter!("signin_token_refreshes_total", "outcome" => outcome).increment(1);
+                self.forget(id);
                 if let Err(err) = self.0.store.delete(id, Some(version)).await {
                     tracing::warn!(error = %err, "deleting an ended grant failed");
                 }
@@ -409,6 +459,7 @@ impl ProviderTokens {
             ..record.clone()
         };
         self.keep_refreshed(id, owner, version, &record, &updated).await?;
+        self.remember(id, &updated);
         metrics::counter!("signin_token_refreshes_total", "outcome" => "refreshed").increment(1);
         tracing::info!("access token refreshed");
         updated.usable(scopes, Duration::ZERO).ok_or_else(|| Refusal::Grant(missing(&updated.access_scopes, scopes)))
@@ -461,6 +512,7 @@ impl ProviderTokens {
         };
         for (id, stored) in grants {
             let record = self.0.keys.open(&id, &stored.sealed).and_then(|plain| serde_json::from_slice(&plain).ok());
+            self.forget(&id);
             if let Err(err) = self.0.store.delete(&id, None).await {
                 tracing::warn!(error = %err, "deleting a grant failed");
                 continue;
@@ -477,6 +529,7 @@ impl ProviderTokens {
         let Ok(Some((_, record))) = self.load(&id).await else {
             return;
         };
+        self.forget(&id);
         if let Err(err) = self.0.store.delete(&id, None).await {
             tracing::warn!(error = %err, "deleting a grant failed");
             return;

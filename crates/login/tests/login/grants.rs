@@ -338,3 +338,74 @@ async fn a_refresh_after_a_grant_yields_the_scopes_granted_and_no_consent_is_for
     assert!(refreshed.body.contains("api.read"), "{}", refreshed.body);
     assert_eq!(fleet.idp.refreshes(), 1);
 }
+
+/// A grant store that counts its reads.
+#[derive(Default)]
+struct CountingGrants {
+    inner: MemoryGrants,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl GrantStore for CountingGrants {
+    async fn get(&self, id: &str) -> Result<Option<signin_session::StoredGrant>, signin_session::BoxError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+    async fn put(
+        &self,
+        id: &str,
+        owner: &str,
+        sealed: &[u8],
+        expected: Option<u64>,
+    ) -> Result<bool, signin_session::BoxError> {
+        self.inner.put(id, owner, sealed, expected).await
+    }
+    async fn lease(&self, id: &str, version: u64, lease: Duration) -> Result<bool, signin_session::BoxError> {
+        self.inner.lease(id, version, lease).await
+    }
+    async fn release(&self, id: &str, version: u64) -> Result<(), signin_session::BoxError> {
+        self.inner.release(id, version).await
+    }
+    async fn delete(&self, id: &str, version: Option<u64>) -> Result<bool, signin_session::BoxError> {
+        self.inner.delete(id, version).await
+    }
+    async fn owned_by(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<(String, signin_session::StoredGrant)>, signin_session::BoxError> {
+        self.inner.owned_by(owner).await
+    }
+}
+
+#[tokio::test]
+async fn a_grant_read_is_served_from_memory_within_the_coherence_bound() {
+    let idp = offline_idp();
+    let grants = Arc::new(CountingGrants::default());
+    let options = Options::default();
+    let sessions = options.sessions();
+    let login = Login::builder(sessions.clone(), Hook::Keep)
+        .providers(vec![idp.clone()])
+        .stores(
+            Arc::new(signin_login::MemoryUsedTokens::default()),
+            Arc::new(signin_login::MemoryAccountHolds::default()),
+            grants.clone(),
+        )
+        .build()
+        .expect("a login");
+    let store = Store::default();
+    let app = crate::support::routes(&login).route("/token", get(token)).layer(sessions.layer(store.clone()));
+    let site = Site { app, store, idp: idp.clone(), sessions };
+    let cookie = site.sign_in().await;
+    let reads = || grants.reads.load(std::sync::atomic::Ordering::SeqCst);
+
+    assert_eq!(site.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    let after_first = reads();
+    for _ in 0..5 {
+        assert_eq!(site.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    }
+    assert_eq!(reads(), after_first, "within the bound, no read of the store");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(site.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(reads(), after_first + 1, "past the bound (session.cache.coherence, 1 s), the store is read again");
+}
