@@ -409,3 +409,19 @@ async fn a_grant_read_is_served_from_memory_within_the_coherence_bound() {
     assert_eq!(site.get("/token", Some(&cookie)).await.status, StatusCode::OK);
     assert_eq!(reads(), after_first + 1, "past the bound (session.cache.coherence, 1 s), the store is read again");
 }
+
+#[tokio::test]
+async fn a_grant_made_on_another_instance_serves_a_page_that_needs_it_at_once() {
+    let fleet = new_fleet();
+    let cookie = fleet.a.sign_in().await;
+    // Instance A reads the grant (and keeps it for the coherence bound) ...
+    assert_eq!(fleet.a.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    // ... instance B widens it ...
+    let started = fleet.b.start("/login/grant?scope=api.write&next=/write", Some(&cookie)).await;
+    let cookies = format!("{cookie}; {}", started.cookies());
+    let back = fleet.b.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    // ... and a page on A that needs the new scope does not settle for what A kept: it reads the grant again.
+    let page = fleet.a.get("/write", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}

@@ -15,6 +15,9 @@ use crate::helpers::{ActingFor, Browser, TestApp, csrf_from, issuer, series, spa
 const TOKEN_TTL: u64 = 5;
 /// The example service's `login.tokens.refresh_margin`: below the lifetime, so a fresh token is used as it is.
 const REFRESH_MARGIN: Duration = Duration::from_secs(1);
+/// A little more than `session.cache.coherence` (1 s): within it, a service may still use a grant as it read it,
+/// when the token in it is good for what the request needs.
+const COHERENCE: Duration = Duration::from_millis(1100);
 
 /// The app with offline access and the grantable scopes `api.read` and `api.write`, its client registered for
 /// refresh tokens and short-lived access tokens.
@@ -211,6 +214,8 @@ async fn more_scopes_are_granted_incrementally_and_a_partial_grant_is_said() {
     assert!(!has(&me, "api.read") && !has(&me, "api.write"), "not granted yet: {me}");
     let landed = gus.walk(&grant, "gus").await;
     assert_eq!((landed.url().as_str(), landed.status()), (app.url("/").as_str(), StatusCode::OK));
+    // The service read Gus's grant just now; what the app wrote since shows within the coherence bound.
+    tokio::time::sleep(COHERENCE).await;
     let (status, me) = provider_me(&gus, &api).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert!(has(&me, "api.read") && has(&me, "api.write"), "{me}");
@@ -276,6 +281,8 @@ async fn the_stored_grant_is_ciphertext_bound_to_its_row() {
         .await
         .expect("copy the row");
     assert_eq!(copied.rows_affected(), 1);
+    // The service read Tomas's grant just now; a change of the row is honoured within the coherence bound.
+    tokio::time::sleep(COHERENCE).await;
     let (status, answer) = provider_me(&tomas, &api).await;
     assert_ne!(answer["sub"], "sela", "another person's token: {answer}");
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
