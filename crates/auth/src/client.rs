@@ -621,6 +621,9 @@ impl OidcClient {
             .as_deref()
             .ok_or_else(|| AuthError::invalid_token("the token response has no ID token"))?;
         let access_token = reply.access_token();
+        if !bearer_token(access_token.secret()) {
+            return Err(AuthError::unavailable("the token endpoint answered an unusable access token"));
+        }
         let (claims, payload) = self.verify_id_token(raw, Some(&Nonce::new(nonce.to_owned())), access_token).await?;
 
         let mut profile = ProfileClaims {
@@ -644,13 +647,22 @@ impl OidcClient {
         }
         let tokens = Tokens::new(
             SecretString::from(access_token.secret().clone()),
-            reply.refresh_token().map(|token| SecretString::from(token.secret().clone())),
+            reply
+                .refresh_token()
+                .filter(|token| !token.secret().is_empty())
+                .map(|token| SecretString::from(token.secret().clone())),
             SecretString::from(raw.to_owned()),
             reply.expires_in(),
         )
         .with_scopes(granted_scopes(&reply));
         Ok(SignedIn { claims: Claims { profile, additional: Claims::additional_from(payload) }, tokens })
     }
+}
+
+/// Whether an access token can travel as `Authorization: Bearer <token>` (RFC 6750 §2.1's `b64token`): not empty,
+/// and only the characters it allows.
+fn bearer_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
 }
 
 /// The scopes a token response states, if it states any.
@@ -694,12 +706,15 @@ impl OidcClient {
                 Some(SecretString::from(raw.to_owned()))
             }
         };
-        if access_token.secret().is_empty() {
-            return Err(AuthError::unavailable("the token endpoint answered an empty access token"));
+        if !bearer_token(access_token.secret()) {
+            return Err(AuthError::unavailable("the token endpoint answered an unusable access token"));
         }
         Ok(crate::Refreshed {
             access_token: SecretString::from(access_token.secret().clone()),
-            refresh_token: reply.refresh_token().map(|token| SecretString::from(token.secret().clone())),
+            refresh_token: reply
+                .refresh_token()
+                .filter(|token| !token.secret().is_empty())
+                .map(|token| SecretString::from(token.secret().clone())),
             id_token,
             expires_in: reply.expires_in(),
             scopes: granted_scopes(&reply),
@@ -831,14 +846,15 @@ impl Provider for OidcClient {
         if settings.offline_access && google {
             authorize = authorize.add_extra_param("access_type", "offline");
         }
-        if !request.extra_scopes.is_empty() && google {
+        // At Google, every token of the grant covers what the person granted before, a sign-in's too (a sign-in
+        // would otherwise narrow the token the person's other sessions share).
+        if google {
             authorize = authorize.add_extra_param("include_granted_scopes", "true");
         }
         if let Some(hint) = request.login_hint {
             authorize = authorize.set_login_hint(LoginHint::new(hint.to_owned()));
         }
-        let consent = request.consent && settings.offline_access;
-        match (request.prompt, consent) {
+        match (request.prompt, request.consent) {
             (Some(prompt), true) if !prompt.split(' ').any(|p| p == "consent") => {
                 authorize = authorize.add_extra_param("prompt", format!("{prompt} consent"));
             }

@@ -92,6 +92,9 @@ enum RejectionKind {
         missing: Vec<String>,
         /// Answer in problem JSON.
         json: bool,
+        /// A page request that can be sent on (`GET`, `HEAD`); any other gets a page with a link, since a redirect
+        /// would come back as a `GET` without its body.
+        redirect: bool,
     },
     /// The provider or the grant store failed while a token was fetched or refreshed.
     TokensUnavailable {
@@ -139,11 +142,21 @@ impl IntoResponse for Rejection {
                 tracing::error!(error = ?err, status = page.status.as_u16(), "request failed: {err}");
                 page.into_response()
             }
-            RejectionKind::Grant { url, json: false, .. } => {
+            RejectionKind::Grant { url, json: false, redirect: true, .. } => {
                 let location = HeaderValue::from_str(&url).unwrap_or_else(|_| HeaderValue::from_static("/"));
                 (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
             }
-            RejectionKind::Grant { url, missing, json: true } => {
+            RejectionKind::Grant { url, json: false, redirect: false, .. } => ErrorPage {
+                link: Some(crate::PageLink { label: "Grant access".into(), url }),
+                ..ErrorPage::new(
+                    StatusCode::FORBIDDEN,
+                    "Access needed",
+                    "This needs access to your account that you have not granted this site yet. Grant it, then try \
+                     again.",
+                )
+            }
+            .into_response(),
+            RejectionKind::Grant { url, missing, json: true, .. } => {
                 let detail = if missing.is_empty() {
                     "Grant this site access to your account first.".to_owned()
                 } else {
@@ -392,6 +405,15 @@ pub struct AccessToken<S: Scopes = SignInScopes> {
 }
 
 impl<S: Scopes> AccessToken<S> {
+    pub(crate) fn issued(issued: crate::grants::Issued) -> Self {
+        Self {
+            token: issued.token,
+            scopes: issued.scopes,
+            expires_at: issued.expires_at,
+            marker: std::marker::PhantomData,
+        }
+    }
+
     /// The token, to send as `Authorization: Bearer <token>` ([`AccessToken::authorization`] does).
     pub fn secret(&self) -> &secrecy::SecretString {
         &self.token
@@ -445,18 +467,14 @@ impl<St: Send + Sync, S: Scopes> FromRequestParts<St> for AccessToken<S> {
         };
         let tokens = sessions.tokens().ok_or(Rejection(RejectionKind::NoTokens))?;
         match tokens.access_token(&owner, &provider, S::SCOPES).await {
-            Ok(issued) => Ok(Self {
-                token: issued.token,
-                scopes: issued.scopes,
-                expires_at: issued.expires_at,
-                marker: std::marker::PhantomData,
-            }),
-            Err(crate::grants::Refusal::Grant(missing)) => {
+            Ok(issued) => Ok(Self::issued(issued)),
+            Err(crate::grants::TokenRefusal::Grant(missing)) => {
                 let scopes: Vec<&str> = missing.iter().map(String::as_str).collect();
                 let url = sessions.grant_url(&scopes, here(parts).as_ref());
-                Err(Rejection(RejectionKind::Grant { url, missing, json: wants_json(parts) }))
+                let redirect = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+                Err(Rejection(RejectionKind::Grant { url, missing, json: wants_json(parts), redirect }))
             }
-            Err(crate::grants::Refusal::Unavailable) => {
+            Err(crate::grants::TokenRefusal::Unavailable) => {
                 Err(Rejection(RejectionKind::TokensUnavailable { json: wants_json(parts) }))
             }
         }

@@ -24,7 +24,7 @@ mod site;
 
 pub use error::{Error, ErrorPage, PageLink};
 pub use extract::{AccessToken, Api, CsrfToken, CurrentUser, MaybeUser, Rejection, Scopes, SignInScopes};
-pub use grants::ProviderTokens;
+pub use grants::{ProviderTokens, TokenRefusal};
 pub use hook::{KeepClaims, SignIn, SignInError};
 pub use limit::{ForwardedHeader, RateLimitSettings};
 pub use mine::{ActiveSession, MySessions};

@@ -2,7 +2,8 @@
 //! revoke, the ID token as `id_token_hint`) is in the person's grant ([`crate::ProviderTokens`], sealed at rest);
 //! the session names only the provider. After the site's own sign-out, the person's last session on the site
 //! revokes the grant in the background (bounded by `oidc.sign_out_timeout`, never delaying the answer) and
-//! deletes it; a sign-out while other sessions of theirs live leaves the grant to them. The browser is sent on to
+//! deletes it; a sign-out while other sessions of theirs live (the session directory knows; without one, every
+//! sign-out counts as the last) leaves the grant to them. The browser is sent on to
 //! the provider's end-session endpoint when configured.
 //!
 //! Sessions begun before grants were kept carry a sealed record of their own ([`Kept`]), still honoured.

@@ -129,13 +129,18 @@ impl Sessions {
     /// cache's `coherence`, or zero without a cache (every request reads the store).
     pub(crate) fn coherence(&self) -> std::time::Duration {
         let cache = &self.0.session.cache;
-        let cached = cache.enabled && cache.max_entries > 0 && cache.max_bytes > 0;
-        if cached { cache.coherence } else { std::time::Duration::ZERO }
+        if cache.active() { cache.coherence } else { std::time::Duration::ZERO }
     }
 
     /// The people's grants, when this site keeps them.
     pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
         self.0.tokens.get()
+    }
+
+    /// The people's grants, once a [`crate::Login`] is built on these sessions (or a reader acts for people): for
+    /// work done while the person is away ([`crate::ProviderTokens::access_token_for`]).
+    pub fn provider_tokens(&self) -> Option<&crate::ProviderTokens> {
+        self.tokens()
     }
 
     /// Makes `tokens` this site's grants; refused when it has some already (one [`crate::Login`] per site).

@@ -70,7 +70,8 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
-    fn active(&self) -> bool {
+    /// Whether sessions are cached: enabled, with room, and a coherence bound.
+    pub fn active(&self) -> bool {
         self.enabled && self.max_entries > 0 && self.max_bytes > 0 && !self.coherence.is_zero()
     }
 }

@@ -2,9 +2,10 @@
 //! by every session of the person and every instance. The store keeps opaque sealed bytes; what they hold, and
 //! the keys that open them, are the caller's.
 //!
-//! Every write is a compare-and-swap on the record's version, and a refresh is a lease on one version: of any
-//! number of instances that find a token expiring, one takes the lease and refreshes; the others wait for the
-//! version to move.
+//! Every write is a compare-and-swap on the record's version, and a refresh is a lease on the record: of any
+//! number of instances that find a token expiring, one takes the lease (on the version it read, while no lease is
+//! live) and refreshes; the others wait for the version to move. Writes leave the lease alone, so a sign-in that
+//! writes meanwhile does not let a second refresh start; the lease ends when its holder releases it, or runs out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,13 +40,13 @@ pub trait GrantStore: Send + Sync + 'static {
     /// The grant `id`, if there is one.
     async fn get(&self, id: &str) -> Result<Option<StoredGrant>, BoxError>;
     /// Writes grant `id` of `owner`: a new one when `expected` is `None` (refused if one exists), else only if it
-    /// is still at version `expected`. Clears any lease. Whether it was written.
+    /// is still at version `expected`. A lease stays as it is. Whether it was written.
     async fn put(&self, id: &str, owner: &str, sealed: &[u8], expected: Option<u64>) -> Result<bool, BoxError>;
-    /// Takes the refresh lease of grant `id` at `version` for `lease`: whether this caller has it (no one else
-    /// holds an unexpired lease, and the grant has not moved on).
-    async fn lease(&self, id: &str, version: u64, lease: Duration) -> Result<bool, BoxError>;
-    /// Gives up the lease of grant `id` at `version` (a refresh that could not be done).
-    async fn release(&self, id: &str, version: u64) -> Result<(), BoxError>;
+    /// Takes the refresh lease of grant `id` at `version` for `lease`, as `holder` (a random id of the caller's):
+    /// whether this caller has it (no one holds a live lease, and the grant has not moved on).
+    async fn lease(&self, id: &str, version: u64, lease: Duration, holder: &str) -> Result<bool, BoxError>;
+    /// Gives up the lease of grant `id`, if `holder` still holds it.
+    async fn release(&self, id: &str, holder: &str) -> Result<(), BoxError>;
     /// Deletes grant `id`: only if it is still at `version` when given. Whether it was deleted.
     async fn delete(&self, id: &str, version: Option<u64>) -> Result<bool, BoxError>;
     /// Every grant of `owner`, by id.
@@ -82,8 +83,8 @@ impl GrantStore for MySqlGrants {
     async fn put(&self, id: &str, owner: &str, sealed: &[u8], expected: Option<u64>) -> Result<bool, BoxError> {
         let written = match expected {
             None => sqlx::query(
-                "INSERT IGNORE INTO provider_grants (id, owner, version, sealed, lease_until, updated_at) \
-                 VALUES (?, ?, 1, ?, NULL, UTC_TIMESTAMP(6))",
+                "INSERT IGNORE INTO provider_grants (id, owner, version, sealed, lease_until, lease, updated_at) \
+                 VALUES (?, ?, 1, ?, NULL, NULL, UTC_TIMESTAMP(6))",
             )
             .bind(id)
             .bind(owner_column(owner))
@@ -92,8 +93,8 @@ impl GrantStore for MySqlGrants {
             .await?
             .rows_affected(),
             Some(version) => sqlx::query(
-                "UPDATE provider_grants SET version = version + 1, sealed = ?, lease_until = NULL, \
-                 updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND version = ?",
+                "UPDATE provider_grants SET version = version + 1, sealed = ?, updated_at = UTC_TIMESTAMP(6) \
+                 WHERE id = ? AND version = ?",
             )
             .bind(sealed)
             .bind(id)
@@ -105,14 +106,15 @@ impl GrantStore for MySqlGrants {
         Ok(written == 1)
     }
 
-    async fn lease(&self, id: &str, version: u64, lease: Duration) -> Result<bool, BoxError> {
+    async fn lease(&self, id: &str, version: u64, lease: Duration, holder: &str) -> Result<bool, BoxError> {
         // The database's clock decides, so that instances whose clocks differ agree on when a lease has run out.
         let micros = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
         let taken = sqlx::query(
-            "UPDATE provider_grants SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+            "UPDATE provider_grants SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease = ? \
              WHERE id = ? AND version = ? AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))",
         )
         .bind(micros)
+        .bind(holder)
         .bind(id)
         .bind(version)
         .execute(&self.pool)
@@ -121,10 +123,10 @@ impl GrantStore for MySqlGrants {
         Ok(taken == 1)
     }
 
-    async fn release(&self, id: &str, version: u64) -> Result<(), BoxError> {
-        sqlx::query("UPDATE provider_grants SET lease_until = NULL WHERE id = ? AND version = ?")
+    async fn release(&self, id: &str, holder: &str) -> Result<(), BoxError> {
+        sqlx::query("UPDATE provider_grants SET lease_until = NULL, lease = NULL WHERE id = ? AND lease = ?")
             .bind(id)
-            .bind(version)
+            .bind(holder)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -163,7 +165,7 @@ impl GrantStore for MySqlGrants {
 struct Held {
     owner: String,
     grant: StoredGrant,
-    lease_until: Option<Instant>,
+    lease: Option<(Instant, String)>,
 }
 
 /// Grants in memory, for tests and single-process services.
@@ -186,31 +188,35 @@ impl GrantStore for MemoryGrants {
 
     async fn put(&self, id: &str, owner: &str, sealed: &[u8], expected: Option<u64>) -> Result<bool, BoxError> {
         let mut grants = self.lock()?;
-        let version = match (grants.get(id), expected) {
-            (None, None) => 1,
-            (Some(held), Some(expected)) if held.grant.version == expected => expected + 1,
+        let (version, lease) = match (grants.get(id), expected) {
+            (None, None) => (1, None),
+            (Some(held), Some(expected)) if held.grant.version == expected => (expected + 1, held.lease.clone()),
             _ => return Ok(false),
         };
         let grant = StoredGrant { version, sealed: sealed.to_vec() };
-        grants.insert(id.to_owned(), Held { owner: owner_column(owner), grant, lease_until: None });
+        grants.insert(id.to_owned(), Held { owner: owner_column(owner), grant, lease });
         Ok(true)
     }
 
-    async fn lease(&self, id: &str, version: u64, lease: Duration) -> Result<bool, BoxError> {
+    async fn lease(&self, id: &str, version: u64, lease: Duration, holder: &str) -> Result<bool, BoxError> {
         let mut grants = self.lock()?;
         let now = Instant::now();
         match grants.get_mut(id) {
-            Some(held) if held.grant.version == version && held.lease_until.is_none_or(|until| until < now) => {
-                held.lease_until = Some(now + lease);
+            Some(held)
+                if held.grant.version == version && held.lease.as_ref().is_none_or(|(until, _)| *until < now) =>
+            {
+                held.lease = Some((now + lease, holder.to_owned()));
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    async fn release(&self, id: &str, version: u64) -> Result<(), BoxError> {
-        if let Some(held) = self.lock()?.get_mut(id).filter(|held| held.grant.version == version) {
-            held.lease_until = None;
+    async fn release(&self, id: &str, holder: &str) -> Result<(), BoxError> {
+        if let Some(held) =
+            self.lock()?.get_mut(id).filter(|held| held.lease.as_ref().is_some_and(|(_, h)| h == holder))
+        {
+            held.lease = None;
         }
         Ok(())
     }
@@ -249,16 +255,21 @@ mod tests {
         let first = store.get("g").await.expect("get").expect("stored");
         assert_eq!(first.version, 1);
 
-        assert!(store.lease("g", 1, Duration::from_secs(30)).await.expect("lease"));
-        assert!(!store.lease("g", 1, Duration::from_secs(30)).await.expect("lease"), "one lease at a time");
+        assert!(store.lease("g", 1, Duration::from_secs(30), "r1").await.expect("lease"));
+        assert!(!store.lease("g", 1, Duration::from_secs(30), "r2").await.expect("lease"), "one lease at a time");
         assert!(store.put("g", "iss ada", b"two", Some(1)).await.expect("put"));
         assert!(!store.put("g", "iss ada", b"stale", Some(1)).await.expect("put"), "a stale version is refused");
-        assert!(!store.lease("g", 1, Duration::from_secs(30)).await.expect("lease"), "the grant moved on");
-        assert!(store.lease("g", 2, Duration::from_secs(30)).await.expect("lease"), "a write ended the lease");
-        store.release("g", 2).await.expect("release");
-        assert!(store.lease("g", 2, Duration::ZERO).await.expect("lease"), "released");
+        assert!(!store.lease("g", 2, Duration::from_secs(30), "r2").await.expect("lease"), "a write keeps the lease");
+        store.release("g", "r2").await.expect("release");
+        assert!(!store.lease("g", 2, Duration::from_secs(30), "r2").await.expect("lease"), "only its holder ends it");
+        store.release("g", "r1").await.expect("release");
+        assert!(!store.lease("g", 1, Duration::from_secs(30), "r2").await.expect("lease"), "the grant moved on");
+        assert!(store.lease("g", 2, Duration::ZERO, "r2").await.expect("lease"), "released");
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(store.lease("g", 2, Duration::from_secs(30)).await.expect("lease"), "an expired lease is taken over");
+        assert!(
+            store.lease("g", 2, Duration::from_secs(30), "r3").await.expect("lease"),
+            "an expired lease is taken over"
+        );
 
         assert_eq!(store.owned_by("iss ada").await.expect("owned").len(), 1);
         assert!(!store.delete("g", Some(1)).await.expect("delete"), "a stale version is not deleted");

@@ -41,6 +41,14 @@ const ASSUMED_LIFETIME: Duration = Duration::from_secs(3600);
 const POLL: Duration = Duration::from_millis(50);
 /// How often a write races another write of the same record before giving up.
 const WRITE_ATTEMPTS: usize = 5;
+/// How much longer a refresh's lease lasts than the refresh may take.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
+
+/// A random id for one lease holder: 16 bytes, base64url (22 characters).
+fn holder_id() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
 
 /// What a grant record holds, sealed.
 #[derive(Clone, Serialize, Deserialize)]
@@ -54,6 +62,9 @@ struct Record {
     access_token: String,
     #[serde(rename = "ae")]
     access_expires: i64,
+    /// When the access token was issued (Unix seconds; 0 in records written before this was kept).
+    #[serde(rename = "ai", default)]
+    access_issued: i64,
     /// The scopes the access token has.
     #[serde(rename = "as", default)]
     access_scopes: Vec<String>,
@@ -87,15 +98,27 @@ fn expiry(expires_in: Option<Duration>) -> i64 {
     now().saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Whether `scope` is one a grant must have been asked for: not one of the sign-in's own (which every token of the
+/// grant has, whatever name the provider gives it in `scope`: Google answers `email` with `…/userinfo.email`), and
+/// not `offline_access`, which is no scope of a token.
+pub(crate) fn beyond_sign_in(provider: &dyn Provider, scope: &str) -> bool {
+    scope != "openid" && scope != "offline_access" && !provider.sign_in_scopes().iter().any(|own| own == scope)
+}
+
 /// The scopes of `wanted` that `held` lacks.
 fn missing(held: &[String], wanted: &[&str]) -> Vec<String> {
     wanted.iter().filter(|scope| !held.iter().any(|held| held == *scope)).map(|scope| (*scope).to_owned()).collect()
 }
 
 impl Record {
-    /// The access token, when it has `scopes` and stays valid for `margin`.
+    /// The access token, when it has `scopes` and stays valid for `margin`, or for half its lifetime when that is
+    /// shorter: a provider whose tokens live no longer than the margin would otherwise have every request refresh
+    /// (or, without a refresh token, send the person round the grant route for ever).
     fn usable(&self, scopes: &[&str], margin: Duration) -> Option<Issued> {
-        let margin = i64::try_from(margin.as_secs()).unwrap_or(i64::MAX);
+        let mut margin = i64::try_from(margin.as_secs()).unwrap_or(i64::MAX);
+        if self.access_issued > 0 {
+            margin = margin.min(self.access_expires.saturating_sub(self.access_issued) / 2);
+        }
         let fresh = self.access_expires.saturating_sub(now()) > margin;
         (fresh && missing(&self.access_scopes, scopes).is_empty()).then(|| Issued {
             token: SecretString::from(self.access_token.clone()),
@@ -125,18 +148,22 @@ pub(crate) struct Issued {
     pub(crate) expires_at: i64,
 }
 
-/// Why no token could be handed out.
-#[derive(Debug)]
-pub(crate) enum Refusal {
-    /// The person must grant (again): no grant, scopes missing, or the provider ended it. The scopes to ask for.
+/// Why no access token could be handed out ([`ProviderTokens::access_token_for`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// The person must grant (again): no grant, scopes missing, or the provider ended it. The scopes to ask for
+    /// ([`crate::Sessions::grant_url`] makes the link).
+    #[error("the person has not granted what is needed ({})", .0.join(" "))]
     Grant(Vec<String>),
-    /// The provider or the store failed; the grant is as it was.
+    /// The provider or the grant store failed; the grant is as it was. Try again later.
+    #[error("the provider or the grant store is unavailable")]
     Unavailable,
 }
 
 /// The grants of a site's people, and the providers that refresh them. Cheap to clone; made by
 /// [`crate::LoginBuilder::build`], or for a service that only reads sessions by
-/// [`crate::SessionReader::act_for_people`].
+/// [`crate::SessionReader::act_for_people`]; [`crate::Sessions::provider_tokens`] hands it out, for work done while
+/// the person is away ([`ProviderTokens::access_token_for`]). In a request, [`crate::AccessToken`] is the way.
 #[derive(Clone)]
 pub struct ProviderTokens(Arc<Inner>);
 
@@ -145,9 +172,9 @@ struct Inner {
     keys: TokenKeys,
     providers: Vec<Arc<dyn Provider>>,
     settings: TokenSettings,
-    /// One refresh per grant in this process: a per-grant async lock, dropped when no one holds it. (A map of
-    /// locks by key: small enough to keep here rather than take a crate for.)
-    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One refresh per grant in this process: a per-grant async lock, dropped when no one holds it, holding when a
+    /// refresh of it last failed. (A map of locks by key: small enough to keep here rather than take a crate for.)
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>>>,
     /// Grants read within `hold` (the site's `session.cache.coherence`), so that a request whose token is still
     /// good costs a lookup, not a database round trip; `None` without a session cache. Only a usable token is
     /// served from here; anything else reads the store.
@@ -155,7 +182,7 @@ struct Inner {
     hold: Duration,
 }
 
-/// A grant as it was read (without its ID token, which no request needs).
+/// A grant as it was read, without its refresh and ID tokens (no request needs them).
 struct Recent {
     read_at: std::time::Instant,
     record: Record,
@@ -211,7 +238,8 @@ impl ProviderTokens {
     /// Keeps `record` of grant `id` as read now.
     fn remember(&self, id: &str, record: &Record) {
         if let Some(recent) = &self.0.recent {
-            let record = Record { id_token: None, ..record.clone() };
+            // Only what a request needs: never the refresh token or the ID token.
+            let record = Record { id_token: None, refresh_token: None, ..record.clone() };
             recent.insert(id.to_owned(), Arc::new(Recent { read_at: std::time::Instant::now(), record }));
         }
     }
@@ -221,6 +249,21 @@ impl ProviderTokens {
         if let Some(recent) = &self.0.recent {
             recent.remove(id);
         }
+    }
+
+    /// For work done while the person is away (a background job, with `oidc.offline_access`): a valid access token
+    /// of the grant of the person `subject` at the provider with this `issuer`, with `scopes`, refreshed first when
+    /// needed, once across the fleet, exactly as [`crate::AccessToken`] in a request.
+    pub async fn access_token_for(
+        &self,
+        issuer: &str,
+        subject: &str,
+        scopes: &[&str],
+    ) -> Result<crate::AccessToken, TokenRefusal> {
+        let provider = self.0.providers.iter().find(|provider| provider.issuer() == issuer);
+        let provider = provider.ok_or_else(|| TokenRefusal::all(scopes))?.id().to_owned();
+        let owner = signin_session::owner_key(issuer, subject);
+        self.access_token(&owner, &provider, scopes).await.map(crate::AccessToken::issued)
     }
 
     pub(crate) fn provider(&self, id: &str) -> Option<&Arc<dyn Provider>> {
@@ -238,10 +281,10 @@ impl ProviderTokens {
 
     /// The version of grant `id` and its record, if it has one: a record that does not open (sealed with a key the
     /// site no longer has) reads as `None`, so that the person simply grants again and it is written over.
-    async fn read(&self, id: &str) -> Result<Option<(u64, Option<Record>)>, Refusal> {
+    async fn read(&self, id: &str) -> Result<Option<(u64, Option<Record>)>, TokenRefusal> {
         let stored = self.0.store.get(id).await.map_err(|err| {
             tracing::warn!(error = %err, "reading a grant failed");
-            Refusal::Unavailable
+            TokenRefusal::Unavailable
         })?;
         let Some(stored) = stored else {
             return Ok(None);
@@ -255,18 +298,18 @@ impl ProviderTokens {
     }
 
     /// The record of grant `id` and its version, when there is one that opens.
-    async fn load(&self, id: &str) -> Result<Option<(u64, Record)>, Refusal> {
+    async fn load(&self, id: &str) -> Result<Option<(u64, Record)>, TokenRefusal> {
         Ok(self.read(id).await?.and_then(|(version, record)| record.map(|record| (version, record))))
     }
 
     /// Writes `record` as grant `id` of `owner`, if the store is still at `expected`.
-    async fn write(&self, id: &str, owner: &str, record: &Record, expected: Option<u64>) -> Result<bool, Refusal> {
+    async fn write(&self, id: &str, owner: &str, record: &Record, expected: Option<u64>) -> Result<bool, TokenRefusal> {
         self.forget(id);
-        let plain = serde_json::to_vec(record).map_err(|_| Refusal::Unavailable)?;
-        let sealed = self.0.keys.seal(id, &plain).ok_or(Refusal::Unavailable)?;
+        let plain = serde_json::to_vec(record).map_err(|_| TokenRefusal::Unavailable)?;
+        let sealed = self.0.keys.seal(id, &plain).ok_or(TokenRefusal::Unavailable)?;
         self.0.store.put(id, owner, &sealed, expected).await.map_err(|err| {
             tracing::warn!(error = %err, "writing a grant failed");
-            Refusal::Unavailable
+            TokenRefusal::Unavailable
         })
     }
 
@@ -280,7 +323,7 @@ impl ProviderTokens {
         subject: &str,
         tokens: &Tokens,
         asked: &[String],
-    ) -> Result<bool, Refusal> {
+    ) -> Result<bool, TokenRefusal> {
         let id = Self::grant_id(owner, provider.client_id());
         // RFC 6749 §5.1: no `scope` in the answer means exactly the scopes asked for.
         let granted = tokens.scopes.clone().unwrap_or_else(|| asked.to_vec());
@@ -288,7 +331,8 @@ impl ProviderTokens {
             let current = self.read(&id).await?;
             let expected = current.as_ref().map(|(version, _)| *version);
             let held = current.and_then(|(_, record)| record);
-            let (refresh_token, refresh_scopes) = match (&tokens.refresh_token, held) {
+            let new_refresh = tokens.refresh_token.as_ref().filter(|token| !token.expose_secret().is_empty());
+            let (refresh_token, refresh_scopes) = match (new_refresh, held) {
                 (Some(new), _) => (Some(new.expose_secret().to_owned()), granted.clone()),
                 // A sign-in or grant without a new refresh token keeps the one held (Google issues one only at
                 // consent), with the scopes it was issued for: a refresh yields those, not the ones granted since
@@ -303,6 +347,7 @@ impl ProviderTokens {
                 subject: subject.to_owned(),
                 access_token: tokens.access_token.expose_secret().to_owned(),
                 access_expires: expiry(tokens.expires_in),
+                access_issued: now(),
                 access_scopes: granted.clone(),
                 refresh_token,
                 refresh_scopes,
@@ -313,12 +358,12 @@ impl ProviderTokens {
             }
         }
         tracing::warn!("a grant kept changing while a sign-in wrote it");
-        Err(Refusal::Unavailable)
+        Err(TokenRefusal::Unavailable)
     }
 
     /// What the grant of `owner` with `provider` holds: whether a refresh token, and the scopes granted (of the
     /// refresh token, and of the access token).
-    pub(crate) async fn held(&self, provider: &dyn Provider, owner: &str) -> Result<Held, Refusal> {
+    pub(crate) async fn held(&self, provider: &dyn Provider, owner: &str) -> Result<Held, TokenRefusal> {
         let id = Self::grant_id(owner, provider.client_id());
         Ok(self.load(&id).await?.map_or_else(Held::default, |(_, record)| Held {
             refresh_token: record.refresh_token.is_some(),
@@ -335,9 +380,17 @@ impl ProviderTokens {
 
     /// An access token of the grant of `owner` with the provider of id `provider` that has `scopes` and stays
     /// valid for the refresh margin: the stored one, or a refreshed one.
-    pub(crate) async fn access_token(&self, owner: &str, provider: &str, scopes: &[&str]) -> Result<Issued, Refusal> {
+    pub(crate) async fn access_token(
+        &self,
+        owner: &str,
+        provider: &str,
+        scopes: &[&str],
+    ) -> Result<Issued, TokenRefusal> {
         // Signed in with a provider the configuration no longer has: there is nobody to ask.
-        let provider = self.provider(provider).cloned().ok_or_else(|| Refusal::all(scopes))?;
+        let provider = self.provider(provider).cloned().ok_or_else(|| TokenRefusal::all(scopes))?;
+        let scopes: Vec<&str> =
+            scopes.iter().copied().filter(|scope| beyond_sign_in(provider.as_ref(), scope)).collect();
+        let scopes = scopes.as_slice();
         let id = Self::grant_id(owner, provider.client_id());
         let margin = self.0.settings.refresh_margin;
         if let Some(issued) = self.recently_read(&id, scopes) {
@@ -350,9 +403,18 @@ impl ProviderTokens {
         if let Some(settled) = Self::settled(record.as_ref(), scopes, margin) {
             return settled;
         }
+        // The wait for this process's turn counts against `refresh_wait` too: behind a provider that hangs, the
+        // requests queued here answer 503 together rather than one refresh attempt after another.
+        let waiting = tokio::time::Instant::now();
+        let deadline = waiting + self.0.settings.refresh_wait;
         let lock = self.lock_for(&id);
-        let _one_here = lock.lock().await;
-        let deadline = tokio::time::Instant::now() + self.0.settings.refresh_wait;
+        let Ok(mut turn) = tokio::time::timeout_at(deadline, lock.lock()).await else {
+            return Err(TokenRefusal::Unavailable);
+        };
+        if turn.is_some_and(|failed| failed >= waiting) {
+            // The refresh this request waited for failed: so would this one.
+            return Err(TokenRefusal::Unavailable);
+        }
         loop {
             // Read again, once this request's turn has come and after each wait: a refresh may have landed.
             let loaded = self.load(&id).await?;
@@ -360,48 +422,84 @@ impl ProviderTokens {
                 return settled;
             }
             let Some((version, record)) = loaded else {
-                return Err(Refusal::all(scopes));
+                return Err(TokenRefusal::all(scopes));
             };
-            let leased = self.0.store.lease(&id, version, self.0.settings.refresh_wait).await.map_err(|err| {
+            let holder = holder_id();
+            let leased = self.0.store.lease(&id, version, self.lease(), &holder).await.map_err(|err| {
                 tracing::warn!(error = %err, "taking a grant's refresh lease failed");
-                Refusal::Unavailable
+                TokenRefusal::Unavailable
             })?;
             if leased {
-                return self.refresh(provider.as_ref(), &id, owner, version, record, scopes).await;
+                // In a task of its own: a refresh the provider has answered is written even when the request that
+                // began it goes away, so a rotated refresh token is not lost with it.
+                let (this, id, owner) = (self.clone(), id.clone(), owner.to_owned());
+                let wanted: Vec<String> = scopes.iter().map(|scope| (*scope).to_owned()).collect();
+                let refresh = tokio::spawn(async move {
+                    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                    this.refresh(provider.as_ref(), &id, &owner, version, &holder, record, &wanted).await
+                });
+                let outcome = refresh.await.unwrap_or(Err(TokenRefusal::Unavailable));
+                if matches!(outcome, Err(TokenRefusal::Unavailable)) {
+                    *turn = Some(tokio::time::Instant::now());
+                }
+                return outcome;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!("a refresh under way elsewhere did not finish in time");
-                return Err(Refusal::Unavailable);
+                return Err(TokenRefusal::Unavailable);
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
+    /// How long a refresh's lease lasts: longer than the refresh may take (it is cut off at `refresh_wait`).
+    fn lease(&self) -> Duration {
+        self.0.settings.refresh_wait + LEASE_SLACK
+    }
+
     /// The answer a record gives without a refresh, if it gives one: its token when usable, a refusal when it has
     /// no grant or no refresh token for `scopes`; `None` when it must be refreshed.
-    fn settled(record: Option<&Record>, scopes: &[&str], margin: Duration) -> Option<Result<Issued, Refusal>> {
+    fn settled(record: Option<&Record>, scopes: &[&str], margin: Duration) -> Option<Result<Issued, TokenRefusal>> {
         let Some(record) = record else {
-            return Some(Err(Refusal::all(scopes)));
+            return Some(Err(TokenRefusal::all(scopes)));
         };
         if let Some(issued) = record.usable(scopes, margin) {
             return Some(Ok(issued));
         }
         if !record.refreshable(scopes) {
-            return Some(Err(Refusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes)));
+            return Some(Err(TokenRefusal::Grant(missing(&record.refresh_scopes, scopes)).or_all(scopes)));
         }
         None
     }
 
-    /// The lock of grant `id` in this process.
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of grant `id` in this process; it holds when a refresh of it last failed here.
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>> {
         let mut refreshing = self.0.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Locks no one holds or waits for go, so the map stays as small as the refreshes under way.
         refreshing.retain(|_, lock| Arc::strong_count(lock) > 1);
         refreshing.entry(id.to_owned()).or_default().clone()
     }
 
-    /// Refreshes grant `id` at `version`, whose lease this caller holds.
+    /// Refreshes grant `id` at `version`, whose lease `holder` (this caller) holds, and gives the lease up.
+    #[allow(clippy::too_many_arguments)]
     async fn refresh(
+        &self,
+        provider: &dyn Provider,
+        id: &str,
+        owner: &str,
+        version: u64,
+        holder: &str,
+        record: Record,
+        scopes: &[&str],
+    ) -> Result<Issued, TokenRefusal> {
+        let outcome = self.refresh_leased(provider, id, owner, version, record, scopes).await;
+        if let Err(err) = self.0.store.release(id, holder).await {
+            tracing::debug!(error = %err, "releasing a refresh lease failed; it runs out by itself");
+        }
+        outcome
+    }
+
+    async fn refresh_leased(
         &self,
         provider: &dyn Provider,
         id: &str,
@@ -409,14 +507,14 @@ impl ProviderTokens {
         version: u64,
         record: Record,
         scopes: &[&str],
-    ) -> Result<Issued, Refusal> {
+    ) -> Result<Issued, TokenRefusal> {
         let Some(refresh_token) = record.refresh_token.clone().map(SecretString::from) else {
-            return Err(Refusal::all(scopes));
+            return Err(TokenRefusal::all(scopes));
         };
-        let refreshed = provider.refresh(&refresh_token, &record.issuer, &record.subject).await;
-        let refreshed = match refreshed {
-            Ok(refreshed) => refreshed,
-            Err(err) if err.kind() == AuthErrorKind::GrantEnded => {
+        let asked = provider.refresh(&refresh_token, &record.issuer, &record.subject);
+        let refreshed = match tokio::time::timeout(self.0.settings.refresh_wait, asked).await {
+            Ok(Ok(refreshed)) => refreshed,
+            Ok(Err(err)) if err.kind() == AuthErrorKind::GrantEnded => {
                 let outcome = if matches!(err, signin_auth::AuthError::RefreshIdentityChanged) {
                     tracing::warn!(error = %err, "a refresh answered for another person; the grant is dropped");
                     "identity_changed"
@@ -429,21 +527,30 @@ impl ProviderTokens {
                 if let Err(err) = self.0.store.delete(id, Some(version)).await {
                     tracing::warn!(error = %err, "deleting an ended grant failed");
                 }
-                return Err(Refusal::all(scopes));
+                return Err(TokenRefusal::all(scopes));
             }
-            Err(err) => {
+            // A provider that cannot refresh at all (a `Provider` without `refresh`): the person grants again.
+            Ok(Err(signin_auth::AuthError::Configuration { reason })) => {
+                tracing::warn!(%reason, "the provider cannot refresh tokens; the person is asked to grant again");
+                metrics::counter!("signin_token_refreshes_total", "outcome" => "failed").increment(1);
+                return Err(TokenRefusal::all(scopes));
+            }
+            Ok(Err(err)) => {
                 tracing::warn!(error = %err, "refreshing an access token failed; the grant is kept as it was");
                 metrics::counter!("signin_token_refreshes_total", "outcome" => "failed").increment(1);
-                if let Err(err) = self.0.store.release(id, version).await {
-                    tracing::debug!(error = %err, "releasing a refresh lease failed; it runs out by itself");
-                }
-                return Err(Refusal::Unavailable);
+                return Err(TokenRefusal::Unavailable);
+            }
+            Err(_) => {
+                tracing::warn!("refreshing an access token took longer than login.tokens.refresh_wait; kept as it was");
+                metrics::counter!("signin_token_refreshes_total", "outcome" => "failed").increment(1);
+                return Err(TokenRefusal::Unavailable);
             }
         };
         let refreshed_scopes = refreshed.scopes.clone().unwrap_or_else(|| record.refresh_scopes.clone());
         let updated = Record {
             access_token: refreshed.access_token.expose_secret().to_owned(),
             access_expires: expiry(refreshed.expires_in),
+            access_issued: now(),
             access_scopes: refreshed_scopes.clone(),
             refresh_token: refreshed
                 .refresh_token
@@ -458,16 +565,20 @@ impl ProviderTokens {
                 .or_else(|| record.id_token.clone()),
             ..record.clone()
         };
-        self.keep_refreshed(id, owner, version, &record, &updated).await?;
-        self.remember(id, &updated);
+        if self.keep_refreshed(id, owner, version, &record, &updated).await? {
+            self.remember(id, &updated);
+        }
         metrics::counter!("signin_token_refreshes_total", "outcome" => "refreshed").increment(1);
         tracing::info!("access token refreshed");
-        updated.usable(scopes, Duration::ZERO).ok_or_else(|| Refusal::Grant(missing(&updated.access_scopes, scopes)))
+        updated
+            .usable(scopes, Duration::ZERO)
+            .ok_or_else(|| TokenRefusal::Grant(missing(&updated.access_scopes, scopes)))
     }
 
-    /// Writes the refreshed record `updated` of grant `id`, leased at `version` as `leased`. When the grant was
-    /// written meanwhile (a sign-in merged new tokens), those stay, but a refresh token the provider rotated must
-    /// not be lost: if the record still holds the one this refresh used up, the new one goes in.
+    /// Writes the refreshed record `updated` of grant `id`, leased at `version` as `leased`; whether `updated`
+    /// itself is what is stored now. When the grant was written meanwhile (a sign-in merged new tokens), those
+    /// stay, but a refresh token the provider rotated must not be lost: if the record still holds the one this
+    /// refresh used up, the new one goes in.
     async fn keep_refreshed(
         &self,
         id: &str,
@@ -475,19 +586,20 @@ impl ProviderTokens {
         version: u64,
         leased: &Record,
         updated: &Record,
-    ) -> Result<(), Refusal> {
+    ) -> Result<bool, TokenRefusal> {
         let rotated = updated.refresh_token != leased.refresh_token;
         let (mut expected, mut record) = (version, updated.clone());
         for _ in 0..WRITE_ATTEMPTS {
             if self.write(id, owner, &record, Some(expected)).await? {
-                return Ok(());
+                return Ok(true);
             }
+            // Gone meanwhile (signed out everywhere): nothing is written back.
             let Some((now, current)) = self.load(id).await? else {
-                return Ok(());
+                return Ok(false);
             };
             if !rotated || current.refresh_token != leased.refresh_token {
                 tracing::debug!("a grant changed while it was refreshed; the newer record stays");
-                return Ok(());
+                return Ok(false);
             }
             record = Record {
                 refresh_token: updated.refresh_token.clone(),
@@ -497,7 +609,7 @@ impl ProviderTokens {
             expected = now;
         }
         tracing::warn!("a grant kept changing while a refresh wrote it");
-        Err(Refusal::Unavailable)
+        Err(TokenRefusal::Unavailable)
     }
 
     /// Ends every grant of `owner`: revoked at its provider when `revoke` (in the background, bounded by the
@@ -564,7 +676,7 @@ impl ProviderTokens {
     }
 }
 
-impl Refusal {
+impl TokenRefusal {
     /// The person must grant all of `scopes`.
     fn all(scopes: &[&str]) -> Self {
         Self::Grant(scopes.iter().map(|scope| (*scope).to_owned()).collect())

@@ -36,7 +36,7 @@ pub(crate) struct GrantQuery {
 /// grantable scopes. A scope anyone could put in a link is not one the site asks for.
 fn requested(raw: &str, provider: &dyn signin_auth::Provider) -> Result<Vec<String>, LoginError> {
     let mut scopes: Vec<String> = Vec::new();
-    for scope in raw.split([' ', '+']).filter(|scope| !scope.is_empty()) {
+    for scope in raw.split(' ').filter(|scope| !scope.is_empty()) {
         let plain = scope.len() <= MAX_SCOPE && scope.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
         if !plain {
             return Err(LoginError::BadRequest("The access asked for is malformed."));
@@ -97,13 +97,12 @@ pub(crate) async fn begin<H: SignIn>(
     let tokens = sessions.tokens().ok_or(LoginError::NoTokens)?;
     let held = tokens.held(provider, &owner).await.map_err(|_| LoginError::TokensUnavailable)?;
     entry.check.ensure(provider).await?;
-    let sign_in = provider.sign_in_scopes();
-    let beyond = |scope: &String| !sign_in.contains(scope) && scope != "openid" && scope != "offline_access";
-    let wanted: Vec<String> = scopes.iter().filter(|scope| beyond(scope)).cloned().collect();
+    let beyond = |scope: &&String| crate::grants::beyond_sign_in(provider, scope);
+    let wanted: Vec<String> = scopes.iter().filter(beyond).cloned().collect();
     // What was granted before is asked for again: a provider that does not keep earlier grants by itself (Google
     // does, with `include_granted_scopes`) issues its new tokens for everything.
     let mut extra = wanted.clone();
-    for scope in held.refresh_scopes.iter().chain(&held.access_scopes).filter(|scope| beyond(scope)) {
+    for scope in held.refresh_scopes.iter().chain(&held.access_scopes).filter(beyond) {
         if !extra.contains(scope) {
             extra.push(scope.clone());
         }
@@ -123,7 +122,11 @@ pub(crate) async fn begin<H: SignIn>(
         again: false,
         grant: Some(GrantAttempt { owner, scopes: extra, wanted }),
     };
-    let cookies = sessions.attempts().start(&headers, attempt).ok_or(LoginError::NoAttemptKey)?;
+    // With a key (a built login has one), only a request too large for its cookie is refused here.
+    let cookies = sessions
+        .attempts()
+        .start(&headers, attempt)
+        .ok_or(LoginError::BadRequest("Too much access was asked for at once."))?;
     let mut response = see_other(start.authorize_url.as_str());
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);

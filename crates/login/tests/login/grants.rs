@@ -23,6 +23,15 @@ async fn token(token: AccessToken) -> String {
     format!("{} {}", token.secret().expose_secret(), token.scopes().join(","))
 }
 
+struct Email;
+impl Scopes for Email {
+    const SCOPES: &'static [&'static str] = &["email"];
+}
+
+async fn email(token: AccessToken<Email>) -> String {
+    token.scopes().join(",")
+}
+
 async fn write(token: AccessToken<ApiWrite>) -> String {
     token.scopes().join(",")
 }
@@ -41,8 +50,23 @@ fn instance(
     directory: &Arc<MemoryDirectory>,
     keys: &[String],
 ) -> Site {
+    instance_waiting(idp, store, grants, directory, keys, Duration::from_secs(15))
+}
+
+/// The same, with `login.tokens.refresh_wait` = `wait`.
+fn instance_waiting(
+    idp: &Arc<FakeProvider>,
+    store: &Store,
+    grants: &Arc<MemoryGrants>,
+    directory: &Arc<MemoryDirectory>,
+    keys: &[String],
+    wait: Duration,
+) -> Site {
     let options = Options { keys: keys.to_vec(), ..Options::default() };
-    let sessions: Sessions = options.sessions();
+    let mut login_settings = options.login_settings();
+    login_settings.tokens.refresh_wait = wait;
+    let sessions = Sessions::new(options.public_url.parse().expect("url"), options.session_settings(), login_settings)
+        .expect("valid settings");
     let login = Login::builder(sessions.clone(), Hook::Keep)
         .providers(vec![idp.clone()])
         .stores(
@@ -54,11 +78,17 @@ fn instance(
         .expect("a login");
     let api = Router::new().route("/api/token", get(token)).route_layer(Extension(Api));
     let app = crate::support::routes(&login)
-        .route("/token", get(token))
-        .route("/write", get(write))
+        .route("/token", get(token).post(token))
+        .route("/email", get(email))
+        .route("/write", get(write).post(write))
         .merge(api)
         .layer(sessions.layer_with_directory(store.clone(), directory.clone()));
     Site { app, store: store.clone(), idp: idp.clone(), sessions }
+}
+
+/// Waits until a token of the fake provider's shortest lifetime (1 s) has run out.
+async fn run_out() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
 /// The grants stored for the person `subject` at the fake provider.
@@ -86,9 +116,10 @@ fn new_fleet() -> Fleet {
 #[tokio::test]
 async fn twenty_requests_on_two_instances_refresh_an_expiring_token_once() {
     let fleet = new_fleet();
-    // Signed in with a token that expires within the refresh margin (60 s).
-    fleet.idp.set_token_lifetime(Duration::from_secs(30));
+    // Signed in with a token that has run out.
+    fleet.idp.set_token_lifetime(Duration::from_secs(1));
     let cookie = fleet.a.sign_in().await;
+    run_out().await;
     fleet.idp.set_token_lifetime(Duration::from_secs(3600));
     fleet.idp.set_refresh(RefreshAnswer::Fresh, Duration::from_millis(200));
 
@@ -128,6 +159,7 @@ async fn a_provider_that_is_down_gives_503_and_leaves_the_grant_as_it_was() {
     let fleet = new_fleet();
     fleet.idp.set_token_lifetime(Duration::from_secs(1));
     let cookie = fleet.a.sign_in().await;
+    run_out().await;
     fleet.idp.set_refresh(RefreshAnswer::Down, Duration::ZERO);
 
     let page = fleet.a.get("/token", Some(&cookie)).await;
@@ -149,6 +181,7 @@ async fn a_grant_the_provider_ended_sends_the_person_to_grant_again() {
         let fleet = new_fleet();
         fleet.idp.set_token_lifetime(Duration::from_secs(1));
         let cookie = fleet.a.sign_in().await;
+        run_out().await;
         fleet.idp.set_refresh(answer, Duration::ZERO);
 
         let page = fleet.a.get("/token?x=1", Some(&cookie)).await;
@@ -286,6 +319,7 @@ async fn a_sign_in_without_offline_access_keeps_the_access_token_and_asks_no_con
     // No refresh token: once the token nears its end the person is sent to grant (no consent forced).
     idp.set_token_lifetime(Duration::from_secs(1));
     let cookie = plain.sign_in().await;
+    run_out().await;
     assert_eq!(plain.get("/token", Some(&cookie)).await.location(), "/login/grant?next=%2Ftoken");
     let started = plain.start("/login/grant?next=/token", Some(&cookie)).await;
     assert!(!started.query.contains_key("consent"));
@@ -332,6 +366,7 @@ async fn a_refresh_after_a_grant_yields_the_scopes_granted_and_no_consent_is_for
     let started = fleet.a.start("/login/grant?scope=api.read&next=/token", Some(&cookie)).await;
     let cookies = format!("{cookie}; {}", started.cookies());
     fleet.a.get(&started.callback(&fleet.idp.good_code()), Some(&cookies)).await;
+    run_out().await;
     fleet.idp.set_token_lifetime(Duration::from_secs(3600));
     let refreshed = fleet.b.get("/token", Some(&cookie)).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
@@ -361,11 +396,17 @@ impl GrantStore for CountingGrants {
     ) -> Result<bool, signin_session::BoxError> {
         self.inner.put(id, owner, sealed, expected).await
     }
-    async fn lease(&self, id: &str, version: u64, lease: Duration) -> Result<bool, signin_session::BoxError> {
-        self.inner.lease(id, version, lease).await
+    async fn lease(
+        &self,
+        id: &str,
+        version: u64,
+        lease: Duration,
+        holder: &str,
+    ) -> Result<bool, signin_session::BoxError> {
+        self.inner.lease(id, version, lease, holder).await
     }
-    async fn release(&self, id: &str, version: u64) -> Result<(), signin_session::BoxError> {
-        self.inner.release(id, version).await
+    async fn release(&self, id: &str, holder: &str) -> Result<(), signin_session::BoxError> {
+        self.inner.release(id, holder).await
     }
     async fn delete(&self, id: &str, version: Option<u64>) -> Result<bool, signin_session::BoxError> {
         self.inner.delete(id, version).await
@@ -424,4 +465,67 @@ async fn a_grant_made_on_another_instance_serves_a_page_that_needs_it_at_once() 
     // ... and a page on A that needs the new scope does not settle for what A kept: it reads the grant again.
     let page = fleet.a.get("/write", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}
+
+#[tokio::test]
+async fn sign_in_scopes_need_no_grant_and_short_lived_tokens_are_used_for_half_their_life() {
+    let fleet = new_fleet();
+    // Tokens that live less than the refresh margin (60 s): used for half their life, not refreshed at once.
+    fleet.idp.set_token_lifetime(Duration::from_secs(30));
+    let cookie = fleet.a.sign_in().await;
+    assert_eq!(fleet.a.get("/token", Some(&cookie)).await.status, StatusCode::OK);
+    // A sign-in scope is every token's, whatever the provider calls it in `scope`: no trip to the grant route.
+    assert_eq!(fleet.b.get("/email", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(fleet.idp.refreshes(), 0);
+
+    // A form post that needs more is not redirected (it would come back as a GET without its body): a page with
+    // the grant link.
+    let post = fleet.a.send(crate::support::request(
+        axum::http::Method::POST,
+        "/write",
+        Some(&cookie),
+        &[],
+        axum::body::Body::empty(),
+    ));
+    let post = post.await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN, "{}", post.body);
+    assert_eq!(post.page.expect("a page").link.expect("a link").url, "/login/grant?scope=api.write&next=%2Fwrite");
+}
+
+#[tokio::test]
+async fn requests_queued_behind_a_hanging_provider_answer_503_together_after_one_attempt() {
+    let idp = offline_idp();
+    let (store, grants, directory) = (Store::default(), Arc::new(MemoryGrants::default()), Arc::default());
+    let keys = vec![signin_login::generate_cookie_key()];
+    let site = instance_waiting(&idp, &store, &grants, &directory, &keys, Duration::from_millis(500));
+    idp.set_token_lifetime(Duration::from_secs(1));
+    let cookie = site.sign_in().await;
+    run_out().await;
+    idp.set_refresh(RefreshAnswer::Fresh, Duration::from_secs(5));
+
+    let started = std::time::Instant::now();
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let (app, cookie) = (site.app.clone(), cookie.clone());
+        calls.push(tokio::spawn(async move {
+            let request = crate::support::request(
+                axum::http::Method::GET,
+                "/token",
+                Some(&cookie),
+                &[],
+                axum::body::Body::empty(),
+            );
+            tower::ServiceExt::oneshot(app, request).await.expect("infallible").status()
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.expect("joined"), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert_eq!(idp.refreshes(), 1, "one attempt; the requests that waited for it did not try again");
+
+    // The provider answers again: the grant, kept as it was, refreshes.
+    idp.set_refresh(RefreshAnswer::Fresh, Duration::ZERO);
+    idp.set_token_lifetime(Duration::from_secs(3600));
+    assert_eq!(site.get("/token", Some(&cookie)).await.status, StatusCode::OK);
 }

@@ -25,7 +25,10 @@ async fn writes_compare_and_swap_and_one_of_many_instances_takes_the_lease() {
     let mut claims = Vec::new();
     for n in 0..10 {
         let store = if n % 2 == 0 { a.clone() } else { b.clone() };
-        claims.push(tokio::spawn(async move { store.lease("g1", 1, Duration::from_secs(30)).await.expect("lease") }));
+        let holder = format!("holder-{n}");
+        claims.push(tokio::spawn(async move {
+            store.lease("g1", 1, Duration::from_secs(30), &holder).await.expect("lease")
+        }));
     }
     let mut won = 0;
     for claim in claims {
@@ -33,13 +36,23 @@ async fn writes_compare_and_swap_and_one_of_many_instances_takes_the_lease() {
     }
     assert_eq!(won, 1, "exactly one lease of ten");
 
+    let winner: String = sqlx::query_scalar("SELECT CAST(lease AS CHAR) FROM provider_grants WHERE id = 'g1'")
+        .fetch_one(&fixture.pool)
+        .await
+        .expect("the lease's holder");
+    assert!(winner.starts_with("holder-"), "{winner}");
+
+    // A write (a sign-in meanwhile) keeps the lease: no second refresh starts on the new version.
     assert!(b.put("g1", "https://idp.example ada", b"\x01two", Some(1)).await.expect("put"));
     assert!(!a.put("g1", "https://idp.example ada", b"\x01stale", Some(1)).await.expect("put"), "stale version");
-    assert!(a.lease("g1", 2, Duration::from_millis(1)).await.expect("lease"), "the write ended the lease");
+    assert!(!a.lease("g1", 2, Duration::from_secs(30), "second").await.expect("lease"), "the lease holds");
+    a.release("g1", "not-the-holder").await.expect("release");
+    assert!(!a.lease("g1", 2, Duration::from_secs(30), "second").await.expect("lease"), "only its holder ends it");
+    b.release("g1", &winner).await.expect("release");
+    assert!(a.lease("g1", 2, Duration::from_millis(1), "short").await.expect("lease"), "released");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(b.lease("g1", 2, Duration::from_secs(30)).await.expect("lease"), "an expired lease is taken over");
-    b.release("g1", 2).await.expect("release");
-    assert!(a.lease("g1", 2, Duration::from_secs(30)).await.expect("lease"), "released");
+    assert!(b.lease("g1", 2, Duration::from_secs(30), "late").await.expect("lease"), "an expired lease is taken over");
+    assert!(!a.lease("g1", 1, Duration::from_secs(30), "old").await.expect("lease"), "the grant moved on");
 
     assert!(a.put("g2", "https://idp.example ada", b"\x01x", None).await.expect("put"));
     assert!(a.put("g3", "https://idp.example bob", b"\x01y", None).await.expect("put"));
