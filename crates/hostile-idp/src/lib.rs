@@ -196,6 +196,8 @@ struct Shared {
     refresh_grants: Mutex<HashMap<String, RefreshGrant>>,
     /// The `/token` requests with `grant_type=refresh_token`.
     refresh_calls: Mutex<usize>,
+    /// The `expires_in` of the access tokens it issues (seconds).
+    token_lifetime: Mutex<u64>,
     hits: Mutex<HashMap<String, usize>>,
 }
 
@@ -228,6 +230,7 @@ impl HostileIdp {
             refresh_issued: Mutex::new(Vec::new()),
             refresh_grants: Mutex::new(HashMap::new()),
             refresh_calls: Mutex::new(0),
+            token_lifetime: Mutex::new(3599),
             hits: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
@@ -266,6 +269,11 @@ impl HostileIdp {
     /// Switches the behaviour, e.g. between discovery and the token exchange.
     pub fn set_scenario(&self, scenario: Scenario) {
         *lock(&self.shared.scenario) = scenario;
+    }
+
+    /// From now on, access tokens are said to live this many seconds (`expires_in`; 3599 at first, as Google's).
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        *lock(&self.shared.token_lifetime) = seconds;
     }
 
     /// The access tokens issued so far, in order.
@@ -634,7 +642,10 @@ fn refresh(shared: &Shared, scenario: &Scenario, form: &TokenForm) -> Response {
     };
     let next = rotates.then(|| issue_refresh_token(shared, &subject, &scope));
     if scenario.fault == Fault::RefreshWithoutAccessToken {
-        return json_response(StatusCode::OK, &json!({ "token_type": "Bearer", "expires_in": 3599, "scope": scope }));
+        return json_response(
+            StatusCode::OK,
+            &json!({ "token_type": "Bearer", "expires_in": *lock(&shared.token_lifetime), "scope": scope }),
+        );
     }
     token_response(shared, scenario, &subject, None, &scope, next, true)
 }
@@ -666,7 +677,7 @@ fn token_response(
             let mut body = json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
-                "expires_in": 3599,
+                "expires_in": *lock(&shared.token_lifetime),
                 "scope": scope,
                 "id_token": id_token,
             });

@@ -326,12 +326,13 @@ async fn a_sign_out_leaves_the_grant_to_the_other_sessions_and_signing_out_every
 
 /// Refreshes against the hostile provider, through the app and the example service: every failure of the
 /// provider leaves the grant as it was (503), a refresh for another person drops it (the person grants again). The
-/// service's refresh margin is above the provider's token lifetime, so every request refreshes.
+/// provider's tokens live a second, so a request after a second's wait refreshes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_must() {
     use signin_hostile_idp::{CLIENT_ID, CLIENT_SECRET, Fault, HostileIdp, Scenario};
     let db = TestDb::create().await.expect("test database");
     let idp = HostileIdp::start(Scenario::default()).await.expect("hostile provider");
+    idp.set_token_lifetime(1);
     let client = crate::helpers::RegisteredClient { id: CLIENT_ID.to_owned(), secret: CLIENT_SECRET.to_owned() };
     let app = TestApp::try_spawn_with_provider(&db, &idp.issuer(), client, |settings| {
         settings.oidc.offline_access = true;
@@ -340,7 +341,7 @@ async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_m
     .expect("app");
     let acting = ActingFor {
         app: &app,
-        refresh_margin: Duration::from_secs(24 * 3600),
+        refresh_margin: REFRESH_MARGIN,
         issuer: idp.issuer(),
         http_timeout: Duration::from_secs(2),
     };
@@ -360,6 +361,8 @@ async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_m
         }
     };
 
+    let expired = || tokio::time::sleep(Duration::from_millis(1100));
+    expired().await;
     let (status, body) = provider_me(&browser, &api).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(idp.refresh_calls(), 1);
@@ -372,6 +375,7 @@ async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_m
         Fault::TokenHangs(Duration::from_secs(10)),
     ] {
         idp.set_scenario(Scenario::fault(fault.clone()));
+        expired().await;
         let started = std::time::Instant::now();
         let (status, body) = provider_me(&browser, &api).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{fault:?}: {body}");
@@ -384,6 +388,7 @@ async fn a_hostile_providers_refresh_answers_keep_the_grant_or_drop_it_as_they_m
 
     // A refresh whose ID token names someone else: refused, the grant dropped, the person asked to grant again.
     idp.set_scenario(Scenario::fault(Fault::RefreshSubjectChanged));
+    expired().await;
     let (status, body) = provider_me(&browser, &api).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["grant"].as_str().is_some_and(|url| url.starts_with("/login/grant")), "{body}");
