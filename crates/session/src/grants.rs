@@ -82,16 +82,24 @@ impl GrantStore for MySqlGrants {
 
     async fn put(&self, id: &str, owner: &str, sealed: &[u8], expected: Option<u64>) -> Result<bool, BoxError> {
         let written = match expected {
-            None => sqlx::query(
-                "INSERT IGNORE INTO provider_grants (id, owner, version, sealed, lease_until, lease, updated_at) \
-                 VALUES (?, ?, 1, ?, NULL, NULL, UTC_TIMESTAMP(6))",
-            )
-            .bind(id)
-            .bind(owner_column(owner))
-            .bind(sealed)
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
+            // A plain insert, so that only a grant already there counts as "not written" (INSERT IGNORE would
+            // also swallow a value cut short).
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO provider_grants (id, owner, version, sealed, lease_until, lease, updated_at) \
+                     VALUES (?, ?, 1, ?, NULL, NULL, UTC_TIMESTAMP(6))",
+                )
+                .bind(id)
+                .bind(owner_column(owner))
+                .bind(sealed)
+                .execute(&self.pool)
+                .await;
+                match inserted {
+                    Ok(done) => done.rows_affected(),
+                    Err(sqlx::Error::Database(err)) if err.is_unique_violation() => 0,
+                    Err(err) => return Err(err.into()),
+                }
+            }
             Some(version) => sqlx::query(
                 "UPDATE provider_grants SET version = version + 1, sealed = ?, updated_at = UTC_TIMESTAMP(6) \
                  WHERE id = ? AND version = ?",

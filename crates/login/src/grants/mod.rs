@@ -289,12 +289,16 @@ impl ProviderTokens {
         let Some(stored) = stored else {
             return Ok(None);
         };
-        let record =
-            self.0.keys.open(id, &stored.sealed).and_then(|plain| serde_json::from_slice::<Record>(&plain).ok());
+        let record = self.open(id, &stored.sealed);
         if record.is_none() {
             tracing::warn!("a stored grant does not open with the configured keys; the person will grant again");
         }
         Ok(Some((stored.version, record)))
+    }
+
+    /// The record sealed as grant `id`, if it opens.
+    fn open(&self, id: &str, sealed: &[u8]) -> Option<Record> {
+        self.0.keys.open(id, sealed).and_then(|plain| serde_json::from_slice(&plain).ok())
     }
 
     /// The record of grant `id` and its version, when there is one that opens.
@@ -623,7 +627,7 @@ impl ProviderTokens {
             }
         };
         for (id, stored) in grants {
-            let record = self.0.keys.open(&id, &stored.sealed).and_then(|plain| serde_json::from_slice(&plain).ok());
+            let record = self.open(&id, &stored.sealed);
             self.forget(&id);
             if let Err(err) = self.0.store.delete(&id, None).await {
                 tracing::warn!(error = %err, "deleting a grant failed");
