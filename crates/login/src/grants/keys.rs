@@ -148,6 +148,15 @@ mod tests {
             ..login
         };
         assert!(TokenKeys::from_settings(&explicit).expect("explicit").open("g", &sealed).is_none(), "their own keys");
+        // Moving to keys of their own keeps the grants: the cookie key listed among them opens what it sealed.
+        let moved = crate::LoginSettings {
+            tokens: crate::settings::TokenSettings {
+                keys: vec![crate::generate_cookie_key().into(), key.clone().into()],
+                ..Default::default()
+            },
+            ..crate::LoginSettings::default()
+        };
+        assert_eq!(TokenKeys::from_settings(&moved).expect("moved").open("g", &sealed).as_deref(), Some(&b"token"[..]));
         assert!(!TokenKeys::from_settings(&crate::LoginSettings::default()).expect("none").can_seal());
     }
 }
