@@ -981,6 +981,15 @@ mod tests {
 
     /// A client for `issuer` whose keys are the hostile provider's (no discovery: its document is made here).
     async fn client_with_hostile_keys(idp: &signin_hostile_idp::HostileIdp, issuer: &str) -> OidcClient {
+        client_with_hostile_keys_and(idp, issuer, |_| {}).await
+    }
+
+    /// The same, with the settings tweaked first.
+    async fn client_with_hostile_keys_and(
+        idp: &signin_hostile_idp::HostileIdp,
+        issuer: &str,
+        tweak: impl FnOnce(&mut ProviderSettings),
+    ) -> OidcClient {
         let jwks: CoreJsonWebKeySet =
             reqwest::get(format!("{}/jwks", idp.issuer())).await.expect("jwks").json().await.expect("a key set");
         let metadata = Metadata::new(
@@ -994,10 +1003,58 @@ mod tests {
         )
         .set_token_endpoint(Some(openidconnect::TokenUrl::new(format!("{issuer}/token")).expect("url")))
         .set_jwks(jwks);
-        let settings = ProviderSettings::new(issuer, signin_hostile_idp::CLIENT_ID, SecretString::from("secret"));
+        let mut settings = ProviderSettings::new(issuer, signin_hostile_idp::CLIENT_ID, SecretString::from("secret"));
+        tweak(&mut settings);
         let http = HttpClient::new(Duration::from_secs(5), 1 << 20).expect("http");
         let redirect = url::Url::parse("https://app.example/login/callback").expect("url");
         OidcClient::from_metadata(settings, metadata, redirect, http).expect("client")
+    }
+
+    /// What the authorization request says, parameter by parameter.
+    fn query(url: &url::Url) -> std::collections::HashMap<String, String> {
+        url.query_pairs().into_owned().collect()
+    }
+
+    #[tokio::test]
+    async fn offline_access_and_grants_ask_google_and_other_providers_each_their_own_way() {
+        use signin_hostile_idp::{HostileIdp, Scenario};
+        let idp = HostileIdp::start(Scenario::default()).await.expect("keys");
+        let offline = |settings: &mut ProviderSettings| settings.offline_access = true;
+        let google = client_with_hostile_keys_and(&idp, GOOGLE_ISSUER, offline).await;
+        let other = client_with_hostile_keys_and(&idp, "https://idp.example", offline).await;
+        let calendar = ["https://www.googleapis.com/auth/calendar.readonly".to_owned()];
+        let request = |hint, extra_scopes, consent| AuthorizationRequest {
+            state: "s",
+            nonce: "n",
+            code_challenge: "c",
+            login_hint: hint,
+            prompt: None,
+            extra_scopes,
+            consent,
+        };
+
+        // A sign-in: Google keeps earlier grants and is asked for offline access by parameter; no consent forced.
+        let sign_in = query(&google.authorization_url(request(None, &[], false)));
+        assert_eq!(sign_in["access_type"], "offline");
+        assert_eq!(sign_in["include_granted_scopes"], "true");
+        assert_eq!(sign_in["scope"], "openid email profile", "sign-in asks for the identity scopes only");
+        assert!(!sign_in.contains_key("prompt"));
+        // A grant of one more scope, without a refresh token held: consent, the person named.
+        let grant = query(&google.authorization_url(request(Some("1234"), &calendar, true)));
+        assert_eq!(grant["scope"], format!("openid email profile {}", calendar[0]));
+        assert_eq!((grant["prompt"].as_str(), grant["login_hint"].as_str()), ("consent", "1234"));
+        assert_eq!(grant["access_type"], "offline");
+
+        // Elsewhere offline access is the OpenID Connect scope, and Google's parameters are not sent.
+        let elsewhere = query(&other.authorization_url(request(None, &[], true)));
+        assert_eq!(elsewhere["scope"], "openid email profile offline_access");
+        assert_eq!(elsewhere["prompt"], "consent");
+        assert!(!elsewhere.contains_key("access_type") && !elsewhere.contains_key("include_granted_scopes"));
+
+        // Without offline access, neither asks for it.
+        let online = client_with_hostile_keys(&idp, GOOGLE_ISSUER).await;
+        let plain = query(&online.authorization_url(request(None, &[], false)));
+        assert!(!plain.contains_key("access_type") && !plain["scope"].contains("offline_access"));
     }
 
     fn id_token_claims(iss: &str) -> serde_json::Value {
