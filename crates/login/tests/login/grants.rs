@@ -42,6 +42,19 @@ fn offline_idp() -> Arc<FakeProvider> {
     Arc::new(idp.with_offline_access(&["api.read", "api.write"]).revoking())
 }
 
+/// A login on `sessions` with the fake provider `idp`, its grants in `grants` (the other stores its own).
+fn login_on(sessions: &Sessions, idp: &Arc<FakeProvider>, grants: Arc<dyn GrantStore>) -> Login<Hook> {
+    Login::builder(sessions.clone(), Hook::Keep)
+        .providers(vec![idp.clone()])
+        .stores(
+            Arc::new(signin_login::MemoryUsedTokens::default()),
+            Arc::new(signin_login::MemoryAccountHolds::default()),
+            grants,
+        )
+        .build()
+        .expect("a login")
+}
+
 /// One instance of a site whose instances share `store`, `grants` and `directory`.
 fn instance(
     idp: &Arc<FakeProvider>,
@@ -67,15 +80,7 @@ fn instance_waiting(
     login_settings.tokens.refresh_wait = wait;
     let sessions = Sessions::new(options.public_url.parse().expect("url"), options.session_settings(), login_settings)
         .expect("valid settings");
-    let login = Login::builder(sessions.clone(), Hook::Keep)
-        .providers(vec![idp.clone()])
-        .stores(
-            Arc::new(signin_login::MemoryUsedTokens::default()),
-            Arc::new(signin_login::MemoryAccountHolds::default()),
-            grants.clone(),
-        )
-        .build()
-        .expect("a login");
+    let login = login_on(&sessions, idp, grants.clone());
     let api = Router::new().route("/api/token", get(token)).route_layer(Extension(Api));
     let app = crate::support::routes(&login)
         .route("/token", get(token).post(token))
@@ -425,15 +430,7 @@ async fn a_grant_read_is_served_from_memory_within_the_coherence_bound() {
     let grants = Arc::new(CountingGrants::default());
     let options = Options::default();
     let sessions = options.sessions();
-    let login = Login::builder(sessions.clone(), Hook::Keep)
-        .providers(vec![idp.clone()])
-        .stores(
-            Arc::new(signin_login::MemoryUsedTokens::default()),
-            Arc::new(signin_login::MemoryAccountHolds::default()),
-            grants.clone(),
-        )
-        .build()
-        .expect("a login");
+    let login = login_on(&sessions, &idp, grants.clone());
     let store = Store::default();
     let app = crate::support::routes(&login).route("/token", get(token)).layer(sessions.layer(store.clone()));
     let site = Site { app, store, idp: idp.clone(), sessions };
