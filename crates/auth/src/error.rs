@@ -211,12 +211,18 @@ impl From<TokenError> for AuthError {
 }
 
 impl AuthError {
-    /// A refresh's failure at the token endpoint: `invalid_grant` ends the grant (RFC 6749 §5.2); any other answer
-    /// (the provider down, `invalid_client`, a 5xx with an OAuth body) leaves it as it was.
+    /// A refresh's failure at the token endpoint. The errors of RFC 6749 §5.2 that are about this grant
+    /// (`invalid_grant`; `invalid_request` and `invalid_scope`, which a well-formed refresh of ours gets only for a
+    /// refresh token the provider no longer takes) end it, so that the person grants again rather than meet a 503
+    /// for ever; those about the client (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`: a
+    /// configuration every person shares) and any other answer (the provider down, a 5xx with an OAuth body) leave
+    /// it as it was.
     pub(crate) fn from_refresh(err: TokenError) -> Self {
         match err {
-            RequestTokenError::ServerResponse(resp) if resp.error().as_ref() == "invalid_grant" => {
-                Self::GrantEnded { code: "invalid_grant".to_owned() }
+            RequestTokenError::ServerResponse(resp)
+                if matches!(resp.error().as_ref(), "invalid_grant" | "invalid_request" | "invalid_scope") =>
+            {
+                Self::GrantEnded { code: resp.error().as_ref().to_owned() }
             }
             RequestTokenError::ServerResponse(resp) => Self::unavailable(format!(
                 "the token endpoint refused the refresh ({})",
@@ -280,6 +286,29 @@ mod tests {
         assert_eq!(HttpError::Timeout.into_auth().kind(), AuthErrorKind::ProviderTimeout);
         assert_eq!(HttpError::Status(503).into_auth().kind(), AuthErrorKind::ProviderUnavailable);
         assert_eq!(HttpError::TooLarge(10).into_auth().kind(), AuthErrorKind::ProviderUnavailable);
+    }
+
+    #[test]
+    fn refresh_errors_about_the_grant_end_it_and_those_about_the_client_do_not() {
+        use openidconnect::core::CoreErrorResponseType as E;
+        let answer = |error: E| {
+            AuthError::from_refresh(RequestTokenError::ServerResponse(StandardErrorResponse::new(error, None, None)))
+        };
+        for error in [E::InvalidGrant, E::InvalidRequest, E::InvalidScope] {
+            assert_eq!(answer(error.clone()).kind(), AuthErrorKind::GrantEnded, "{error:?}");
+        }
+        for error in [
+            E::InvalidClient,
+            E::UnauthorizedClient,
+            E::UnsupportedGrantType,
+            E::Extension("temporarily_unavailable".into()),
+        ] {
+            assert_eq!(answer(error.clone()).kind(), AuthErrorKind::ProviderUnavailable, "{error:?}");
+        }
+        assert_eq!(
+            AuthError::from_refresh(RequestTokenError::Other("no body".into())).kind(),
+            AuthErrorKind::ProviderUnavailable
+        );
     }
 
     #[test]
