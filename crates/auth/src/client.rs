@@ -319,6 +319,8 @@ struct Inner {
     id: String,
     display_name: String,
     prompt_after_sign_out: Option<String>,
+    /// What a sign-in asks for: `openid`, then the configured scopes besides it.
+    sign_in_scopes: Vec<String>,
     issuer: IssuerUrl,
     client: RpClient,
     http: HttpClient,
@@ -413,6 +415,9 @@ impl OidcClient {
                 id: settings.id(),
                 display_name: settings.display_name(),
                 prompt_after_sign_out: settings.prompt_after_sign_out(),
+                sign_in_scopes: std::iter::once("openid".to_owned())
+                    .chain(settings.scopes.iter().filter(|scope| scope.as_str() != "openid").cloned())
+                    .collect(),
                 settings,
                 issuer,
                 client,
@@ -869,9 +874,8 @@ impl Provider for OidcClient {
         self.inner.settings.offline_access
     }
 
-    fn sign_in_scopes(&self) -> Vec<String> {
-        let configured = self.inner.settings.scopes.iter().filter(|scope| scope.as_str() != "openid").cloned();
-        std::iter::once("openid".to_owned()).chain(configured).collect()
+    fn sign_in_scopes(&self) -> &[String] {
+        &self.inner.sign_in_scopes
     }
 
     fn grantable_scopes(&self) -> &[String] {

@@ -63,6 +63,8 @@ pub struct FakeProvider {
     used: Mutex<HashSet<String>>,
     redeemed: Mutex<Vec<Redeemed>>,
     offline: bool,
+    /// What a sign-in asks for: `openid email profile`.
+    sign_in: Vec<String>,
     grantable: Vec<String>,
     /// The scopes of the last authorization request, granted by the next redemption (`None`: the sign-in's).
     asked: Mutex<Option<Vec<String>>>,
@@ -107,6 +109,7 @@ impl FakeProvider {
             used: Mutex::new(HashSet::new()),
             redeemed: Mutex::new(Vec::new()),
             offline: false,
+            sign_in: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
             grantable: Vec::new(),
             asked: Mutex::new(None),
             declined: Mutex::new(Vec::new()),
@@ -274,7 +277,7 @@ impl Provider for FakeProvider {
                 query.append_pair("scope", &request.extra_scopes.join(" "));
             }
         }
-        let mut asked = self.sign_in_scopes();
+        let mut asked = self.sign_in_scopes().to_vec();
         asked.extend(request.extra_scopes.iter().cloned());
         *lock(&self.asked) = Some(asked);
         url
@@ -296,8 +299,8 @@ impl Provider for FakeProvider {
         Ok(())
     }
 
-    fn sign_in_scopes(&self) -> Vec<String> {
-        ["openid", "email", "profile"].map(str::to_owned).to_vec()
+    fn sign_in_scopes(&self) -> &[String] {
+        &self.sign_in
     }
 
     fn grantable_scopes(&self) -> &[String] {
@@ -349,7 +352,7 @@ impl Provider for FakeProvider {
             claims.profile.email_verified = Some(false);
         }
         let refresh = self.offline.then(|| SecretString::from(self.new_refresh_token()));
-        let asked = lock(&self.asked).take().unwrap_or_else(|| self.sign_in_scopes());
+        let asked = lock(&self.asked).take().unwrap_or_else(|| self.sign_in_scopes().to_vec());
         let access = format!("at-{}", self.next_code.fetch_add(1, Ordering::SeqCst));
         let lifetime = *lock(&self.token_lifetime);
         let tokens = Tokens::new(access.into(), refresh, "id-token".into(), Some(lifetime))

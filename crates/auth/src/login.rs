@@ -114,9 +114,10 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
-    /// The scopes a sign-in asks for, `openid` first (the configured ones besides it).
-    fn sign_in_scopes(&self) -> Vec<String> {
-        vec!["openid".to_owned()]
+    /// The scopes a sign-in asks for, `openid` first (the configured ones besides it); `openid` alone by default.
+    fn sign_in_scopes(&self) -> &[String] {
+        static OPENID: std::sync::LazyLock<[String; 1]> = std::sync::LazyLock::new(|| ["openid".to_owned()]);
+        &*OPENID
     }
 
     /// The scopes a person may be asked to grant on top of sign-in ([`crate::ProviderSettings::grantable_scopes`]);

@@ -221,7 +221,7 @@ async fn finish<H: SignIn>(
     // The tokens go to the person's grant, shared by their sessions; the session names only the provider.
     let tokens = login.tokens().ok_or(LoginError::NoTokens)?;
     let holds_refresh_token = tokens
-        .record(provider, &owner, &signed_in.claims.profile.subject, &signed_in.tokens, &provider.sign_in_scopes())
+        .record(provider, &owner, &signed_in.claims.profile.subject, &signed_in.tokens, provider.sign_in_scopes())
         .await
         .map_err(|_| LoginError::TokensUnavailable)?;
     let sessions = login.sessions();

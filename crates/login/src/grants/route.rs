@@ -156,7 +156,7 @@ pub(crate) async fn finish<H: SignIn>(
     }
     let sessions = login.sessions();
     let tokens = sessions.tokens().ok_or(LoginError::NoTokens)?;
-    let mut asked = provider.sign_in_scopes();
+    let mut asked = provider.sign_in_scopes().to_vec();
     asked.extend(grant.scopes.iter().cloned());
     tokens
         .record(provider, &owner, &profile.subject, &signed_in.tokens, &asked)
