@@ -465,7 +465,7 @@ impl<St: Send + Sync, S: Scopes> FromRequestParts<St> for AccessToken<S> {
             }
             return Err(signed_out(parts, &sessions));
         };
-        let tokens = sessions.tokens().ok_or(Rejection(RejectionKind::NoTokens))?;
+        let tokens = sessions.provider_tokens().ok_or(Rejection(RejectionKind::NoTokens))?;
         match tokens.access_token(&owner, &provider, S::SCOPES).await {
             Ok(issued) => Ok(Self::issued(issued)),
             Err(crate::grants::TokenRefusal::Grant(missing)) => {

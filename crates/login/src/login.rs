@@ -180,7 +180,7 @@ impl<H: SignIn> Login<H> {
 
     /// The site's grants (always kept once built).
     pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
-        self.inner.sessions.tokens()
+        self.inner.sessions.provider_tokens()
     }
 
     pub(crate) fn entry(&self, index: usize) -> &Entry {

@@ -60,35 +60,27 @@ pub(crate) async fn at_provider<H: SignIn>(login: &Login<H>, leaving: &Leaving) 
     if plan.revoke && !leaving.others {
         tokens.end(provider, &leaving.owner, true).await;
     }
-    let hint = hint?;
-    let sessions = login.sessions();
-    let mut home = sessions.public_url().clone();
-    home.set_path(&sessions.home_url());
-    provider.end_session_url(&hint, &home)
+    end_session_url(login, provider, &hint?)
 }
 
 /// The same for a session begun before grants were kept, from the record it holds.
 pub(crate) fn at_provider_kept<H: SignIn>(login: &Login<H>, kept: &serde_json::Value) -> Option<Url> {
     let kept = opened(login.sessions(), kept)?;
     // Signed in with a provider the configuration no longer has: nothing is sent anywhere.
-    let index = login.inner.providers.iter().position(|entry| entry.flow.provider().id() == kept.provider)?;
-    if let Some((token, refresh)) = kept.revoke {
-        let login = login.clone();
-        let token = SecretString::from(token);
-        tokio::spawn(async move {
-            let outcome = match login.entry(index).flow.provider().revoke(&token, refresh).await {
-                Ok(()) => "success",
-                Err(err) => {
-                    tracing::warn!(error = %err, "revoking the token at the provider failed");
-                    "failed"
-                }
-            };
-            metrics::counter!("signin_token_revocations_total", "outcome" => outcome).increment(1);
-        });
+    let index = login.index_of(&kept.provider)?;
+    if let Some((token, refresh)) = kept.revoke
+        && let Some(provider) = login.tokens().and_then(|tokens| tokens.provider(&kept.provider))
+    {
+        crate::grants::revoke_in_background(provider.clone(), SecretString::from(token), refresh);
     }
-    let hint = kept.id_token?;
+    end_session_url(login, login.entry(index).flow.provider(), &kept.id_token?)
+}
+
+/// Where `provider` ends the person's session there, with `hint` as `id_token_hint`, coming back to the site's
+/// home.
+fn end_session_url<H: SignIn>(login: &Login<H>, provider: &dyn signin_auth::Provider, hint: &str) -> Option<Url> {
     let sessions = login.sessions();
     let mut home = sessions.public_url().clone();
     home.set_path(&sessions.home_url());
-    login.entry(index).flow.provider().end_session_url(&hint, &home)
+    provider.end_session_url(hint, &home)
 }

@@ -132,15 +132,10 @@ impl Sessions {
         if cache.active() { cache.coherence } else { std::time::Duration::ZERO }
     }
 
-    /// The people's grants, when this site keeps them.
-    pub(crate) fn tokens(&self) -> Option<&crate::ProviderTokens> {
-        self.0.tokens.get()
-    }
-
     /// The people's grants, once a [`crate::Login`] is built on these sessions (or a reader acts for people): for
     /// work done while the person is away ([`crate::ProviderTokens::access_token_for`]).
     pub fn provider_tokens(&self) -> Option<&crate::ProviderTokens> {
-        self.tokens()
+        self.0.tokens.get()
     }
 
     /// Makes `tokens` this site's grants; refused when it has some already (one [`crate::Login`] per site).

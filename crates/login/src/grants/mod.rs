@@ -628,56 +628,55 @@ impl ProviderTokens {
         };
         for (id, stored) in grants {
             let record = self.open(&id, &stored.sealed);
-            self.forget(&id);
-            if let Err(err) = self.0.store.delete(&id, None).await {
-                tracing::warn!(error = %err, "deleting a grant failed");
-                continue;
-            }
-            if let (true, Some(record)) = (revoke, record) {
-                self.revoke(record);
-            }
+            self.drop_grant(&id, record, revoke).await;
         }
     }
 
     /// Ends the grant of `owner` with `provider`, as [`ProviderTokens::end_all`] does.
     pub(crate) async fn end(&self, provider: &dyn Provider, owner: &str, revoke: bool) {
         let id = Self::grant_id(owner, provider.client_id());
-        let Ok(Some((_, record))) = self.load(&id).await else {
-            return;
-        };
-        self.forget(&id);
-        if let Err(err) = self.0.store.delete(&id, None).await {
-            tracing::warn!(error = %err, "deleting a grant failed");
-            return;
-        }
-        if revoke {
-            self.revoke(record);
+        if let Ok(Some((_, record))) = self.load(&id).await {
+            self.drop_grant(&id, Some(record), revoke).await;
         }
     }
 
-    /// Revokes a grant at its provider in the background: its refresh token when there is one (which ends the
-    /// whole grant, RFC 7009 §2.1), else its access token. Nothing for a provider without a revocation endpoint.
-    fn revoke(&self, record: Record) {
+    /// Deletes grant `id`, and then, when `revoke`, revokes `record` (its tokens, when it opened) at its provider.
+    async fn drop_grant(&self, id: &str, record: Option<Record>, revoke: bool) {
+        self.forget(id);
+        if let Err(err) = self.0.store.delete(id, None).await {
+            tracing::warn!(error = %err, "deleting a grant failed");
+            return;
+        }
+        let Some(record) = record.filter(|_| revoke) else {
+            return;
+        };
         let Some(provider) = self.0.providers.iter().find(|provider| provider.issuer() == record.issuer).cloned()
         else {
             return;
         };
-        let (token, refresh) = match record.refresh_token {
-            Some(refresh) => (refresh, true),
-            None => (record.access_token, false),
-        };
-        tokio::spawn(async move {
-            let outcome = match provider.revoke(&SecretString::from(token), refresh).await {
-                Ok(()) => "success",
-                Err(signin_auth::AuthError::Configuration { .. }) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, "revoking the grant at the provider failed");
-                    "failed"
-                }
-            };
-            metrics::counter!("signin_token_revocations_total", "outcome" => outcome).increment(1);
-        });
+        // Its refresh token when there is one (which ends the whole grant, RFC 7009 §2.1), else its access token.
+        match record.refresh_token {
+            Some(refresh) => revoke_in_background(provider, SecretString::from(refresh), true),
+            None => revoke_in_background(provider, SecretString::from(record.access_token), false),
+        }
     }
+}
+
+/// Revokes `token` (a refresh token when `refresh`) at `provider` in the background, bounded by the provider's
+/// sign-out timeout, never delaying the caller; counted in `signin_token_revocations_total`. Nothing for a
+/// provider without a revocation endpoint.
+pub(crate) fn revoke_in_background(provider: Arc<dyn Provider>, token: SecretString, refresh: bool) {
+    tokio::spawn(async move {
+        let outcome = match provider.revoke(&token, refresh).await {
+            Ok(()) => "success",
+            Err(signin_auth::AuthError::Configuration { .. }) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "revoking the grant at the provider failed");
+                "failed"
+            }
+        };
+        metrics::counter!("signin_token_revocations_total", "outcome" => outcome).increment(1);
+    });
 }
 
 impl TokenRefusal {

@@ -94,7 +94,7 @@ pub(crate) async fn begin<H: SignIn>(
     let scopes = requested(&scope, provider)?;
     let subject = subject_of(&owner, provider.issuer())
         .ok_or(LoginError::BadRequest("Your session does not say who you are. Sign out and sign in again."))?;
-    let tokens = sessions.tokens().ok_or(LoginError::NoTokens)?;
+    let tokens = sessions.provider_tokens().ok_or(LoginError::NoTokens)?;
     let held = tokens.held(provider, &owner).await.map_err(|_| LoginError::TokensUnavailable)?;
     entry.check.ensure(provider).await?;
     let beyond = |scope: &&String| crate::grants::beyond_sign_in(provider, scope);
@@ -155,7 +155,7 @@ pub(crate) async fn finish<H: SignIn>(
         return Err(LoginError::GrantOtherAccount(provider.display_name().to_owned()));
     }
     let sessions = login.sessions();
-    let tokens = sessions.tokens().ok_or(LoginError::NoTokens)?;
+    let tokens = sessions.provider_tokens().ok_or(LoginError::NoTokens)?;
     let mut asked = provider.sign_in_scopes().to_vec();
     asked.extend(grant.scopes.iter().cloned());
     tokens
