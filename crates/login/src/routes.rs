@@ -161,11 +161,14 @@ async fn finish<H: SignIn>(
         Taken::Found(opened) => {
             // Mix-up defence: only the provider the attempt began with may complete it. An attempt sealed before
             // cookies named their provider belongs to the main one.
-            let began = if opened.provider.is_empty() { login.provider().id().to_owned() } else { opened.provider };
+            let began = if opened.provider.is_empty() { login.provider().id() } else { opened.provider.as_str() };
             if began != entry.flow.provider().id() {
-                return Err(LoginError::MixUp { began, arrived: entry.flow.provider().id().to_owned() });
+                return Err(LoginError::MixUp {
+                    began: began.to_owned(),
+                    arrived: entry.flow.provider().id().to_owned(),
+                });
             }
-            crate::attempts::Opened { provider: began, ..*opened }
+            *opened
         }
         Taken::Missing => return Err(LoginError::NoPendingLogin),
         // This browser has sign-ins under way, and the callback names none of them.

@@ -109,6 +109,29 @@ struct Fleet {
     b: Site,
 }
 
+impl Fleet {
+    /// Signed in on instance A with a token (of a second's life) that has run out; the session cookie.
+    async fn signed_in_run_out(&self) -> String {
+        self.idp.set_token_lifetime(Duration::from_secs(1));
+        let cookie = self.a.sign_in().await;
+        run_out().await;
+        cookie
+    }
+}
+
+/// `GET uri` on `app` with `cookie`, in a task of its own (so that many run at once): the status and the body.
+fn spawn_get(app: &Router, uri: &'static str, cookie: &str) -> tokio::task::JoinHandle<(StatusCode, String)> {
+    let (app, cookie) = (app.clone(), cookie.to_owned());
+    tokio::spawn(async move {
+        let request =
+            crate::support::request(axum::http::Method::GET, uri, Some(&cookie), &[], axum::body::Body::empty());
+        let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
 fn new_fleet() -> Fleet {
     let idp = offline_idp();
     let (store, grants, directory) = (Store::default(), Arc::new(MemoryGrants::default()), Arc::default());
@@ -121,31 +144,12 @@ fn new_fleet() -> Fleet {
 #[tokio::test]
 async fn twenty_requests_on_two_instances_refresh_an_expiring_token_once() {
     let fleet = new_fleet();
-    // Signed in with a token that has run out.
-    fleet.idp.set_token_lifetime(Duration::from_secs(1));
-    let cookie = fleet.a.sign_in().await;
-    run_out().await;
+    let cookie = fleet.signed_in_run_out().await;
     fleet.idp.set_token_lifetime(Duration::from_secs(3600));
     fleet.idp.set_refresh(RefreshAnswer::Fresh, Duration::from_millis(200));
 
-    let mut calls = Vec::new();
-    for n in 0..20 {
-        let site = if n % 2 == 0 { fleet.a.app.clone() } else { fleet.b.app.clone() };
-        let cookie = cookie.clone();
-        calls.push(tokio::spawn(async move {
-            let request = crate::support::request(
-                axum::http::Method::GET,
-                "/token",
-                Some(&cookie),
-                &[],
-                axum::body::Body::empty(),
-            );
-            let response = tower::ServiceExt::oneshot(site, request).await.expect("infallible");
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
-            (status, String::from_utf8_lossy(&body).into_owned())
-        }));
-    }
+    let calls: Vec<_> =
+        (0..20).map(|n| spawn_get(if n % 2 == 0 { &fleet.a.app } else { &fleet.b.app }, "/token", &cookie)).collect();
     let mut tokens = Vec::new();
     for call in calls {
         let (status, body) = call.await.expect("joined");
@@ -162,9 +166,7 @@ async fn twenty_requests_on_two_instances_refresh_an_expiring_token_once() {
 #[tokio::test]
 async fn a_provider_that_is_down_gives_503_and_leaves_the_grant_as_it_was() {
     let fleet = new_fleet();
-    fleet.idp.set_token_lifetime(Duration::from_secs(1));
-    let cookie = fleet.a.sign_in().await;
-    run_out().await;
+    let cookie = fleet.signed_in_run_out().await;
     fleet.idp.set_refresh(RefreshAnswer::Down, Duration::ZERO);
 
     let page = fleet.a.get("/token", Some(&cookie)).await;
@@ -184,9 +186,7 @@ async fn a_provider_that_is_down_gives_503_and_leaves_the_grant_as_it_was() {
 async fn a_grant_the_provider_ended_sends_the_person_to_grant_again() {
     for answer in [RefreshAnswer::Ended, RefreshAnswer::OtherPerson] {
         let fleet = new_fleet();
-        fleet.idp.set_token_lifetime(Duration::from_secs(1));
-        let cookie = fleet.a.sign_in().await;
-        run_out().await;
+        let cookie = fleet.signed_in_run_out().await;
         fleet.idp.set_refresh(answer, Duration::ZERO);
 
         let page = fleet.a.get("/token?x=1", Some(&cookie)).await;
@@ -501,22 +501,9 @@ async fn requests_queued_behind_a_hanging_provider_answer_503_together_after_one
     idp.set_refresh(RefreshAnswer::Fresh, Duration::from_secs(5));
 
     let started = std::time::Instant::now();
-    let mut calls = Vec::new();
-    for _ in 0..5 {
-        let (app, cookie) = (site.app.clone(), cookie.clone());
-        calls.push(tokio::spawn(async move {
-            let request = crate::support::request(
-                axum::http::Method::GET,
-                "/token",
-                Some(&cookie),
-                &[],
-                axum::body::Body::empty(),
-            );
-            tower::ServiceExt::oneshot(app, request).await.expect("infallible").status()
-        }));
-    }
+    let calls: Vec<_> = (0..5).map(|_| spawn_get(&site.app, "/token", &cookie)).collect();
     for call in calls {
-        assert_eq!(call.await.expect("joined"), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(call.await.expect("joined").0, StatusCode::SERVICE_UNAVAILABLE);
     }
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!(idp.refreshes(), 1, "one attempt; the requests that waited for it did not try again");
