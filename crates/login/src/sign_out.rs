@@ -56,11 +56,15 @@ pub(crate) async fn at_provider<H: SignIn>(login: &Login<H>, leaving: &Leaving) 
     let provider = login.entry(index).flow.provider();
     let plan = provider.sign_out_plan();
     let tokens = login.tokens()?;
-    let hint = if plan.end_session { tokens.id_token(provider, &leaving.owner).await } else { None };
-    if plan.revoke && !leaving.others {
-        tokens.end(provider, &leaving.owner, true).await;
-    }
-    end_session_url(login, provider, &hint?)
+    // One read of the grant either way: the grant it ends gives the hint too.
+    let hint = if plan.revoke && !leaving.others {
+        tokens.end(provider, &leaving.owner, true).await
+    } else if plan.end_session {
+        tokens.id_token(provider, &leaving.owner).await
+    } else {
+        None
+    };
+    end_session_url(login, provider, &hint.filter(|_| plan.end_session)?)
 }
 
 /// The same for a session begun before grants were kept, from the record it holds.

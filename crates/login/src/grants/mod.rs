@@ -632,12 +632,14 @@ impl ProviderTokens {
         }
     }
 
-    /// Ends the grant of `owner` with `provider`, as [`ProviderTokens::end_all`] does.
-    pub(crate) async fn end(&self, provider: &dyn Provider, owner: &str, revoke: bool) {
+    /// Ends the grant of `owner` with `provider`, as [`ProviderTokens::end_all`] does; its latest ID token, for
+    /// the `id_token_hint` of a sign-out that follows.
+    pub(crate) async fn end(&self, provider: &dyn Provider, owner: &str, revoke: bool) -> Option<String> {
         let id = Self::grant_id(owner, provider.client_id());
-        if let Ok(Some((_, record))) = self.load(&id).await {
-            self.drop_grant(&id, Some(record), revoke).await;
-        }
+        let (_, mut record) = self.load(&id).await.ok()??;
+        let id_token = record.id_token.take();
+        self.drop_grant(&id, Some(record), revoke).await;
+        id_token
     }
 
     /// Deletes grant `id`, and then, when `revoke`, revokes `record` (its tokens, when it opened) at its provider.
