@@ -231,10 +231,8 @@ impl<H: SignIn> LoginBuilder<H, step::Providers, step::Stores> {
             ));
         }
         let risc = risc.map(|receiver| crate::login::Risc { receiver: Arc::new(receiver), holds });
-        let tokens =
-            crate::ProviderTokens::new(sessions.login_settings(), providers.clone(), grants, sessions.coherence())?;
-        let login = Login::assemble(sessions, providers, hook, used_tokens, risc)?;
-        login.sessions().keep_tokens(tokens)?;
+        let login = Login::assemble(sessions, providers.clone(), hook, used_tokens, risc)?;
+        login.sessions().keep_grants(providers, grants)?;
         Ok(login)
     }
 }

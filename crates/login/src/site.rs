@@ -138,8 +138,14 @@ impl Sessions {
         self.0.tokens.get()
     }
 
-    /// Makes `tokens` this site's grants; refused when it has some already (one [`crate::Login`] per site).
-    pub(crate) fn keep_tokens(&self, tokens: crate::ProviderTokens) -> Result<(), Error> {
+    /// Keeps the people's grants in `store`, refreshed with `providers`, sealed with this site's keys and held in
+    /// memory within its coherence bound; refused when it keeps some already (one [`crate::Login`] per site).
+    pub(crate) fn keep_grants(
+        &self,
+        providers: Vec<Arc<dyn crate::Provider>>,
+        store: Arc<dyn signin_session::GrantStore>,
+    ) -> Result<(), Error> {
+        let tokens = crate::ProviderTokens::new(&self.0.login, providers, store, self.coherence())?;
         self.0.tokens.set(tokens).map_err(|_| {
             Error::Config("these Sessions serve a Login (or act for people) already: make one Sessions each".into())
         })
@@ -253,8 +259,7 @@ impl SessionReader {
         providers: Vec<Arc<dyn crate::Provider>>,
         store: Arc<dyn signin_session::GrantStore>,
     ) -> Result<Self, Error> {
-        let tokens = crate::ProviderTokens::new(&self.0.0.login, providers, store, self.0.coherence())?;
-        self.0.keep_tokens(tokens)?;
+        self.0.keep_grants(providers, store)?;
         Ok(self)
     }
 
